@@ -1,0 +1,344 @@
+"""The ``cpn`` command line.
+
+::
+
+    cpn check FILE                 validate a topology, print a summary (exit 1 + problems if bad)
+    cpn up FILE [--detach]         boot network + controller; --detach returns once reachable
+    cpn status [--json]            nodes, links (configured + ground-truth counters), controller
+    cpn link set A B [--delay-ms X] [--jitter-ms J] [--loss-pct Y] [--rate-mbps Z|--unshaped] [--down|--up]
+    cpn down                       tear the running network down
+    cpn clean                      remove leftovers of crashed runs (only ours)
+    cpn controller                 run the os-ken controller alone (normally started by ``cpn up``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from cpn_net.emulation import manifest as manifest_io
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+def _progress_printer(stream=sys.stdout):
+    start = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - start:6.1f}s] {message}", file=stream, flush=True)
+
+    return progress
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise SystemExit(f"cpn {what}: needs root (network namespaces, Open vSwitch); run it with sudo")
+
+
+def _load(path: str):
+    from cpn_net.model import TopologyError, load_topology
+
+    try:
+        return load_topology(path)
+    except TopologyError as err:
+        print(str(err), file=sys.stderr)
+        raise SystemExit(EXIT_PROBLEM) from None
+
+
+# ---------------------------------------------------------------- commands
+def cmd_check(args) -> int:
+    from cpn_net.model import summarize
+
+    topology = _load(args.file)
+    print(summarize(topology))
+    return EXIT_OK
+
+
+def cmd_up(args) -> int:
+    _need_root("up")
+    topology = _load(args.file)  # bad input fails here, before anything is touched
+    if args.detach:
+        return _up_detached(args)
+    return _up_foreground(args, topology)
+
+
+def _up_foreground(args, topology) -> int:
+    from cpn_net.emulation.daemon import ControlServer
+    from cpn_net.emulation.network import EmulatedNetwork
+
+    progress = _progress_printer()
+    network = EmulatedNetwork(topology, ofp_port=args.ofp_port, seed=args.seed, progress=progress)
+    server = None
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        network.start(verify=not args.no_verify)
+        server = ControlServer(network, network.run_dir)
+        server.start()
+        progress(f"ready in {network.timings.get('reachability_verified', network.timings.get('controller_ready'))} s")
+        print(format_summary(network.status()), flush=True)
+        if args.daemon:
+            print("READY", flush=True)
+            _redirect_output(os.path.join(network.run_dir, "daemon.log"))
+        else:
+            print("network running: Ctrl-C (or `cpn down` from another shell) stops it", flush=True)
+        while not server.stop_requested.wait(0.5):
+            pass
+        progress("stopping")
+    except KeyboardInterrupt:
+        progress("interrupted: tearing down")
+    except Exception as err:
+        progress(f"error: {err}")
+        if server is not None:
+            server.close()
+        network.stop()
+        return EXIT_PROBLEM
+    if server is not None:
+        server.close()
+    network.stop()
+    progress("stopped; nothing left behind")
+    return EXIT_OK
+
+
+def _redirect_output(path: str) -> None:
+    """Detached daemon: the launcher has gone, so write further output to a log file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _up_detached(args) -> int:
+    cmd = [sys.executable, "-m", "cpn_net.cli", "up", args.file, "--daemon",
+           "--ofp-port", str(args.ofp_port), "--seed", str(args.seed)]
+    if args.no_verify:
+        cmd.append("--no-verify")
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        for line in child.stdout:
+            if line.strip() == "READY":
+                print(f"detached: daemon PID {child.pid}; `cpn status`, `cpn down`", flush=True)
+                return EXIT_OK
+            print(line, end="", flush=True)
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=120)
+        return EXIT_PROBLEM
+    child.wait()
+    return EXIT_PROBLEM if child.returncode == 0 else child.returncode
+
+
+def cmd_status(args) -> int:
+    from cpn_net.emulation.daemon import ControlError, call
+
+    try:
+        status = call(manifest_io.RUN_DIR, {"op": "status"})["status"]
+    except ControlError as err:
+        print(err, file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(status, indent=1, default=str))
+    else:
+        print(format_summary(status))
+    return EXIT_OK
+
+
+def cmd_link_set(args) -> int:
+    from cpn_net.emulation.daemon import ControlError, call
+
+    request = {"op": "link_set", "a": args.a, "b": args.b, "delay_ms": args.delay_ms,
+               "jitter_ms": args.jitter_ms, "loss_pct": args.loss_pct, "rate_mbps": args.rate_mbps,
+               "unshaped": args.unshaped or None, "down": args.down}
+    problems = _link_set_problems(args)
+    if problems:
+        print("cpn link set: " + "; ".join(problems), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = call(manifest_io.RUN_DIR, request)["settings"]
+    except ControlError as err:
+        print(f"cpn link set {args.a} {args.b}: {err}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"link {args.a}-{args.b}: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    return EXIT_OK
+
+
+def _link_set_problems(args) -> list[str]:
+    problems = []
+    for name, low in (("delay_ms", 0), ("jitter_ms", 0), ("loss_pct", 0)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            problems.append(f"--{name.replace('_', '-')}={value} must be >= {low}")
+    if args.loss_pct is not None and args.loss_pct > 100:
+        problems.append(f"--loss-pct={args.loss_pct} must be <= 100")
+    if args.rate_mbps is not None and args.rate_mbps <= 0:
+        problems.append(f"--rate-mbps={args.rate_mbps} must be > 0 (use --unshaped to remove the limit)")
+    if args.rate_mbps is not None and args.unshaped:
+        problems.append("give either --rate-mbps or --unshaped, not both")
+    if all(getattr(args, k) is None for k in ("delay_ms", "jitter_ms", "loss_pct", "rate_mbps", "down")) \
+            and not args.unshaped:
+        problems.append("nothing to change: give --delay-ms, --jitter-ms, --loss-pct, --rate-mbps, "
+                        "--unshaped, --down or --up")
+    return problems
+
+
+def cmd_down(args) -> int:
+    from cpn_net.emulation import cleanup
+    from cpn_net.emulation.daemon import ControlError, call
+
+    _need_root("down")
+    manifest = manifest_io.read_json(os.path.join(manifest_io.RUN_DIR, "manifest.json"))
+    pid = (manifest or {}).get("processes", {}).get("daemon")
+    try:
+        call(manifest_io.RUN_DIR, {"op": "down"})
+    except ControlError:
+        if manifest is None:
+            print("no cpn network is running")
+            return EXIT_OK
+        print("the network's daemon does not answer; removing what it left")
+        cleanup.clean(manifest_io.RUN_DIR, _progress_printer())
+        return EXIT_OK
+    deadline = time.monotonic() + 120
+    while pid and cleanup.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid and cleanup.pid_alive(pid):
+        print(f"the daemon (PID {pid}) did not stop within 120 s; run `cpn clean`", file=sys.stderr)
+        return EXIT_PROBLEM
+    print("network stopped")
+    return EXIT_OK
+
+
+def cmd_clean(args) -> int:
+    from cpn_net.emulation import cleanup
+
+    _need_root("clean")
+    manifest = manifest_io.read_json(os.path.join(manifest_io.RUN_DIR, "manifest.json"))
+    pid = (manifest or {}).get("processes", {}).get("daemon")
+    if pid and cleanup.pid_alive(pid) and not args.force:
+        print(f"a cpn network is running (daemon PID {pid}): stop it with `cpn down` "
+              "(or `cpn clean --force` if it hangs)", file=sys.stderr)
+        return EXIT_PROBLEM
+    removed = cleanup.clean(manifest_io.RUN_DIR, _progress_printer())
+    if not any(removed.values()):
+        print("nothing to clean")
+    return EXIT_OK
+
+
+def cmd_controller(args) -> int:
+    from controllers import runner
+
+    argv = ["--ofp-port", str(args.ofp_port)]
+    if args.run_dir:
+        argv += ["--run-dir", args.run_dir]
+    return runner.main(argv)
+
+
+# ------------------------------------------------------------- formatting
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str("" if c is None else c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def format_summary(status: dict) -> str:
+    nodes = [[n["name"], n["kind"], n["site"] or "", n["namespace"] or "(root)", " ".join(
+        a.split("/")[0] for a in n["addresses"])] for n in status["nodes"]]
+    links = []
+    for link in status["links"]:
+        conf = link["configured"] or {}
+        truth = link.get("ground_truth") or {}
+        drops = "/".join(str(truth.get(d, {}).get("dropped_loss", "?")) for d in ("ab", "ba"))
+        links.append([f"{link['a']}-{link['b']}", link["node"], conf.get("delay_ms"), conf.get("jitter_ms"),
+                      conf.get("loss_pct"), conf.get("rate_mbps") or "-",
+                      "down" if conf.get("down") else "up", drops])
+    controller = status.get("controller") or {}
+    switches = controller.get("switches", {})
+    configured = sum(1 for s in switches.values() if s.get("configured"))
+    routes = sum(r.get("routes", 0) for r in controller.get("routers", {}).values())
+    parts = [
+        f"topology {status['topology']}  run {status['run_id']}  link emulation: {status['link_mode']}"
+        f"  OVS datapath: {status['ovs_datapath']}",
+        "", _table(["node", "kind", "site", "namespace", "IPv6"], nodes),
+        "", _table(["link", "element", "delay_ms", "jitter_ms", "loss_pct", "rate_mbps", "state",
+                    "dropped a>b/b>a"], links),
+        "", f"controller: PID {controller.get('pid')}, {configured}/{len(switches)} switches configured, "
+            f"{routes} routes installed, {len(controller.get('errors', []))} errors",
+    ]
+    if status.get("verification"):
+        parts.append(f"reachability: {status['verification']}")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cpn", description="cpn_net: compute-aware routing and "
+                                     "network-slicing emulator")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate a topology file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("up", help="boot a topology as a real network with its controller")
+    p.add_argument("file")
+    p.add_argument("--detach", action="store_true", help="return once reachability is verified")
+    p.add_argument("--ofp-port", type=int, default=6653, help="controller's OpenFlow TCP port")
+    p.add_argument("--seed", type=int, default=1, help="seed of the link elements' loss and jitter")
+    p.add_argument("--no-verify", action="store_true", help="skip the reachability check")
+    p.add_argument("--daemon", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("status", help="show the running network")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("link", help="change a running WAN link")
+    link_sub = p.add_subparsers(dest="link_command", required=True)
+    q = link_sub.add_parser("set", help="set delay/jitter/loss/rate or up/down")
+    q.add_argument("a", help="site or router at one end")
+    q.add_argument("b", help="site or router at the other end")
+    q.add_argument("--delay-ms", type=float)
+    q.add_argument("--jitter-ms", type=float)
+    q.add_argument("--loss-pct", type=float)
+    q.add_argument("--rate-mbps", type=float)
+    q.add_argument("--unshaped", action="store_true", help="remove the rate limit")
+    state = q.add_mutually_exclusive_group()
+    state.add_argument("--down", dest="down", action="store_const", const=True)
+    state.add_argument("--up", dest="down", action="store_const", const=False)
+    q.set_defaults(func=cmd_link_set)
+
+    p = sub.add_parser("down", help="tear the running network down")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("clean", help="remove leftovers of crashed runs (only cpn's)")
+    p.add_argument("--force", action="store_true", help="clean even if a daemon seems alive")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("controller", help="run the os-ken controller alone")
+    p.add_argument("--run-dir")
+    p.add_argument("--ofp-port", type=int, default=6653)
+    p.set_defaults(func=cmd_controller)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

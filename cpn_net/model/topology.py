@@ -1,0 +1,387 @@
+"""The validated topology: sites, WAN links, hosts and services as frozen data.
+
+Instances come from the loaders (:func:`cpn_net.model.load_topology`), which
+check every rule of the format; the classes here only hold and look up data.
+Names and addresses come from :mod:`cpn_net.model.addressing`.
+
+Examples
+--------
+>>> from cpn_net.model import load_topology
+>>> topo = load_topology("topologies/tiny.yaml")
+>>> topo.site("east").router, topo.site(2).name
+('r1', 'centre')
+>>> link = topo.link("west", "centre")
+>>> link.number, link.node_name, link.loss_pct
+(2, 'l2x3', 2.0)
+>>> [h.name for h in topo.hosts()][:3]
+['u1-1', 'k1-1', 'u2-1']
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Union
+
+import networkx as nx
+
+from cpn_net.model import addressing
+from cpn_net.model.errors import UnknownNameError, unknown_fix
+
+#: Version of the dictionary layout written by :meth:`Topology.to_dict`.
+TOPOLOGY_DICT_VERSION = 1
+DELAY_SOURCES = ("configured", "derived", "default")
+
+
+@dataclass(frozen=True)
+class Client:
+    """A traffic source ``u<site>-<n>`` on a site LAN."""
+
+    name: str
+    site: str
+    site_id: int
+    index: int
+    address: ipaddress.IPv6Address
+
+    @property
+    def kind(self) -> str:
+        return "client"
+
+
+@dataclass(frozen=True)
+class ComputeNode:
+    """A compute node ``k<site>-<n>`` running a service with finite capacity.
+
+    ``workers`` requests are served in parallel, each taking
+    ``service_time_ms``; up to ``queue_limit`` more wait. ``background_load_pct``
+    of the capacity is taken by load outside the experiment.
+
+    Examples
+    --------
+    >>> import ipaddress
+    >>> node = ComputeNode("k1-1", "east", 1, 1, ipaddress.IPv6Address("2001:db8:1::2:1"),
+    ...                    workers=4, service_time_ms=10.0)
+    >>> node.capacity_rps, node.kind
+    (400.0, 'compute')
+    """
+
+    name: str
+    site: str
+    site_id: int
+    index: int
+    address: ipaddress.IPv6Address
+    workers: int = 4
+    service_time_ms: float = 10.0
+    queue_limit: int = 64
+    background_load_pct: float = 0.0
+    price_cny_per_hour: float | None = None
+    carbon_g_per_kwh: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return "compute"
+
+    @property
+    def capacity_rps(self) -> float:
+        """Requests per second the node completes when all workers are busy."""
+        return self.workers * 1000.0 / self.service_time_ms
+
+
+Host = Union[Client, ComputeNode]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A data-centre site: router ``r<id>``, switch ``s<id>``, its hosts and LAN."""
+
+    name: str
+    id: int
+    lat: float | None
+    lon: float | None
+    clients: tuple[Client, ...]
+    compute: tuple[ComputeNode, ...]
+
+    @property
+    def router(self) -> str:
+        return addressing.router_name(self.id)
+
+    @property
+    def switch(self) -> str:
+        return addressing.switch_name(self.id)
+
+    @property
+    def lan(self) -> ipaddress.IPv6Network:
+        return addressing.site_lan(self.id)
+
+    @property
+    def locator(self) -> ipaddress.IPv6Network:
+        return addressing.locator(self.id)
+
+    @property
+    def hosts(self) -> tuple[Host, ...]:
+        return self.clients + self.compute
+
+
+@dataclass(frozen=True)
+class Link:
+    """A bidirectional WAN link between two sites' routers.
+
+    ``a`` and ``b`` keep the file's order; ``number`` (1-based, file order)
+    picks the link's WAN prefix. ``delay_ms`` is one way; ``rate_mbps`` None
+    means unshaped. ``delay_source`` says where the delay came from:
+    ``configured`` (the file), ``derived`` (coordinates, see
+    :mod:`cpn_net.model.geo`) or ``default`` (an import without coordinates).
+    """
+
+    number: int
+    a: str
+    b: str
+    a_id: int
+    b_id: int
+    delay_ms: float
+    jitter_ms: float = 0.0
+    loss_pct: float = 0.0
+    rate_mbps: float | None = None
+    delay_source: str = "configured"
+    distance_km: float | None = None
+
+    @property
+    def node_name(self) -> str:
+        return addressing.link_node_name(self.a_id, self.b_id)
+
+    @property
+    def wan_prefix(self) -> ipaddress.IPv6Network:
+        return addressing.wan_prefix(self.number)
+
+    @property
+    def ends(self) -> tuple[str, str]:
+        return (self.a, self.b)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service reachable at an anycast address on every compute node listed."""
+
+    name: str
+    anycast: ipaddress.IPv6Address
+    port: int
+    compute: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A whole validated topology; see the module docstring for an example."""
+
+    name: str
+    source: str
+    description: str
+    route_factor: float
+    sites: tuple[Site, ...]
+    links: tuple[Link, ...]
+    services: tuple[Service, ...]
+    notes: tuple[str, ...] = ()
+
+    @cached_property
+    def _sites_by_name(self) -> dict[str, Site]:
+        return {s.name: s for s in self.sites}
+
+    @cached_property
+    def _sites_by_id(self) -> dict[int, Site]:
+        return {s.id: s for s in self.sites}
+
+    @cached_property
+    def _links_by_pair(self) -> dict[frozenset, Link]:
+        return {frozenset(link.ends): link for link in self.links}
+
+    @cached_property
+    def _hosts_by_name(self) -> dict[str, Host]:
+        return {h.name: h for h in self.hosts()}
+
+    def site(self, name_or_id: str | int) -> Site:
+        """The site with this name (str) or id (int).
+
+        Raises
+        ------
+        UnknownNameError
+            (a ``KeyError``) if there is no such site.
+
+        Examples
+        --------
+        >>> from cpn_net.model import load_topology
+        >>> load_topology("topologies/tiny.yaml").site("esat")
+        Traceback (most recent call last):
+        ...
+        cpn_net.model.errors.UnknownNameError: topology tiny has no site 'esat'; did you mean 'east'?
+        """
+        if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
+            if name_or_id in self._sites_by_id:
+                return self._sites_by_id[name_or_id]
+            ids = ", ".join(str(i) for i in sorted(self._sites_by_id))
+            raise UnknownNameError(f"topology {self.name} has no site with id {name_or_id}; ids are {ids}")
+        if name_or_id in self._sites_by_name:
+            return self._sites_by_name[name_or_id]
+        raise UnknownNameError(
+            f"topology {self.name} has no site {name_or_id!r}; "
+            f"{unknown_fix(name_or_id, self._sites_by_name, 'sites')}"
+        )
+
+    def link(self, a: str | int, b: str | int) -> Link:
+        """The link between two sites (names or ids), in either order.
+
+        Raises
+        ------
+        UnknownNameError
+            If either site is unknown or the two are not linked.
+
+        Examples
+        --------
+        >>> from cpn_net.model import load_topology
+        >>> load_topology("topologies/tiny.yaml").link("centre", "east").number
+        1
+        """
+        site_a, site_b = self.site(a), self.site(b)
+        try:
+            return self._links_by_pair[frozenset((site_a.name, site_b.name))]
+        except KeyError:
+            raise UnknownNameError(
+                f"topology {self.name} has no link between {site_a.name} and {site_b.name}"
+            ) from None
+
+    def hosts(self) -> tuple[Host, ...]:
+        """Every client and compute node, in site order (clients first in a site)."""
+        return tuple(h for s in self.sites for h in s.hosts)
+
+    def clients(self) -> tuple[Client, ...]:
+        return tuple(c for s in self.sites for c in s.clients)
+
+    def compute_nodes(self) -> tuple[ComputeNode, ...]:
+        return tuple(k for s in self.sites for k in s.compute)
+
+    def host(self, name: str) -> Host:
+        """The client or compute node called ``name`` (e.g. ``k2-1``)."""
+        try:
+            return self._hosts_by_name[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"topology {self.name} has no host {name!r}; {unknown_fix(name, self._hosts_by_name, 'hosts')}"
+            ) from None
+
+    def service(self, name: str) -> Service:
+        """The service called ``name``."""
+        for service in self.services:
+            if service.name == name:
+                return service
+        names = [s.name for s in self.services]
+        raise UnknownNameError(f"topology {self.name} has no service {name!r}; {unknown_fix(name, names, 'services')}")
+
+    def graph(self) -> nx.Graph:
+        """The site graph: nodes are site names, edges carry the link parameters.
+
+        Node attributes: ``id, lat, lon``. Edge attributes: ``number, delay_ms,
+        jitter_ms, loss_pct, rate_mbps`` (None = unshaped), ``distance_km``,
+        ``delay_source``. A fresh graph each call, so callers may modify it.
+
+        Examples
+        --------
+        >>> from cpn_net.model import load_topology
+        >>> g = load_topology("topologies/tiny.yaml").graph()
+        >>> import networkx as nx
+        >>> nx.shortest_path(g, "east", "west", weight="delay_ms")
+        ['east', 'centre', 'west']
+        """
+        g = nx.Graph(name=self.name)
+        for s in self.sites:
+            g.add_node(s.name, id=s.id, lat=s.lat, lon=s.lon)
+        for link in self.links:
+            g.add_edge(
+                link.a,
+                link.b,
+                number=link.number,
+                delay_ms=link.delay_ms,
+                jitter_ms=link.jitter_ms,
+                loss_pct=link.loss_pct,
+                rate_mbps=link.rate_mbps,
+                distance_km=link.distance_km,
+                delay_source=link.delay_source,
+            )
+        return g
+
+    def to_dict(self) -> dict:
+        """The full resolved configuration as JSON-serialisable data.
+
+        Every default is filled in and every name and address the plan assigns
+        is written out (addresses as strings), so a results file records exactly
+        what ran.
+
+        Examples
+        --------
+        >>> import json
+        >>> from cpn_net.model import load_topology
+        >>> d = load_topology("topologies/tiny.yaml").to_dict()
+        >>> d["sites"][0]["compute"][0]["address"], d["links"][0]["wan_prefix"]
+        ('2001:db8:1::2:1', 'fd00:1::/64')
+        >>> json.loads(json.dumps(d)) == d
+        True
+        """
+        return {
+            "version": TOPOLOGY_DICT_VERSION,
+            "name": self.name,
+            "source": self.source,
+            "description": self.description,
+            "route_factor": self.route_factor,
+            "sites": [_site_dict(s) for s in self.sites],
+            "links": [_link_dict(link) for link in self.links],
+            "services": [
+                {"name": s.name, "anycast": str(s.anycast), "port": s.port, "compute": list(s.compute)}
+                for s in self.services
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def _site_dict(site: Site) -> dict:
+    return {
+        "name": site.name,
+        "id": site.id,
+        "lat": site.lat,
+        "lon": site.lon,
+        "router": site.router,
+        "switch": site.switch,
+        "lan": str(site.lan),
+        "locator": str(site.locator),
+        "clients": [{"name": c.name, "index": c.index, "address": str(c.address)} for c in site.clients],
+        "compute": [
+            {
+                "name": k.name,
+                "index": k.index,
+                "address": str(k.address),
+                "workers": k.workers,
+                "service_time_ms": k.service_time_ms,
+                "queue_limit": k.queue_limit,
+                "background_load_pct": k.background_load_pct,
+                "price_cny_per_hour": k.price_cny_per_hour,
+                "carbon_g_per_kwh": k.carbon_g_per_kwh,
+                "capacity_rps": k.capacity_rps,
+            }
+            for k in site.compute
+        ],
+    }
+
+
+def _link_dict(link: Link) -> dict:
+    return {
+        "number": link.number,
+        "a": link.a,
+        "b": link.b,
+        "a_id": link.a_id,
+        "b_id": link.b_id,
+        "node_name": link.node_name,
+        "wan_prefix": str(link.wan_prefix),
+        "delay_ms": link.delay_ms,
+        "jitter_ms": link.jitter_ms,
+        "loss_pct": link.loss_pct,
+        "rate_mbps": link.rate_mbps,
+        "delay_source": link.delay_source,
+        "distance_km": link.distance_km,
+    }
