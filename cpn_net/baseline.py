@@ -3,9 +3,9 @@
 Pure decisions from the :class:`~cpn_net.emulation.plan.NetworkPlan`:
 
 - on each router, for every other site, a route to that site's LAN /64 and to its
-  SRv6 locator /48, via the next hop on the IGP-style shortest path (minimum
-  configured delay; ties broken towards the lexicographically smallest sequence
-  of site ids, so every run installs the same paths);
+  SRv6 locator /48, via the next hop on the IGP path (:mod:`cpn_net.srv6.igp`:
+  minimum configured delay, ties to the smallest site id, so every run installs
+  the same paths);
 - on each site switch, L2 forwarding on the plan's static MACs, with IPv6
   multicast (neighbour discovery) flooded.
 
@@ -18,11 +18,11 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import heapq
 
 from cpn_net.emulation.plan import NetworkPlan
 from cpn_net.model import addressing
 from cpn_net.openflow import FLOOD, TABLE_CLASSIFY, TABLE_FORWARD, FlowSpec
+from cpn_net.srv6.igp import Igp
 
 IPV6_MULTICAST_MAC = "33:33:00:00:00:00/ff:ff:00:00:00:00"
 PRIORITY_HOST = 100
@@ -38,35 +38,26 @@ class RouteSpec:
     dev: str
 
 
-def igp_paths(plan: NetworkPlan, source_site: str) -> dict[str, tuple[str, ...]]:
-    """Shortest paths (by configured delay) from one site to all others.
+def site_graph(plan: NetworkPlan):
+    """The sites and WAN links of a plan as the graph the IGP runs on."""
+    import networkx as nx
 
-    Dijkstra whose priority is ``(delay, site-id sequence)``: equal-delay paths
-    are ordered by their sequence of site ids, which makes the choice
-    deterministic and independent of file or dictionary order.
-    """
-    site_ids = {n.site: n.site_id for n in plan.nodes_of("router")}
-    neighbours: dict[str, list[tuple[str, float]]] = {s: [] for s in site_ids}
+    graph = nx.Graph()
+    for router in plan.nodes_of("router"):
+        graph.add_node(router.site, id=router.site_id)
     for link in plan.wan_links:
-        neighbours[link.site_a].append((link.site_b, link.delay_ms))
-        neighbours[link.site_b].append((link.site_a, link.delay_ms))
-    best: dict[str, tuple[float, tuple[int, ...]]] = {}
-    paths: dict[str, tuple[str, ...]] = {}
-    heap = [(0.0, (site_ids[source_site],), (source_site,))]
-    while heap:
-        delay, ids, path = heapq.heappop(heap)
-        site = path[-1]
-        if site in paths:
-            continue
-        paths[site] = path
-        for neighbour, link_delay in neighbours[site]:
-            if neighbour in paths:
-                continue
-            candidate = (round(delay + link_delay, 9), ids + (site_ids[neighbour],))
-            if neighbour not in best or candidate < best[neighbour]:
-                best[neighbour] = candidate
-                heapq.heappush(heap, (candidate[0], candidate[1], path + (neighbour,)))
-    return paths
+        graph.add_edge(link.site_a, link.site_b, delay_ms=link.delay_ms, number=link.number)
+    return graph
+
+
+def igp_paths(plan: NetworkPlan, source_site: str) -> dict[str, tuple[str, ...]]:
+    """The IGP's path (minimum delay, ties to the smallest site id) from one site to all others.
+
+    The one IGP definition is :mod:`cpn_net.srv6.igp`; SRv6 segment-list
+    minimisation assumes exactly these paths.
+    """
+    igp = Igp(site_graph(plan))
+    return {router.site: igp.path(source_site, router.site) for router in plan.nodes_of("router")}
 
 
 def router_routes(plan: NetworkPlan) -> dict[str, list[RouteSpec]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -176,13 +177,21 @@ def cmd_link_set(args) -> int:
 
 def _link_set_problems(args) -> list[str]:
     problems = []
-    for name, low in (("delay_ms", 0), ("jitter_ms", 0), ("loss_pct", 0)):
+    # argparse's float() accepts "nan" and "inf", which no comparison below catches.
+    finite = {}
+    for name in ("delay_ms", "jitter_ms", "loss_pct", "rate_mbps"):
         value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            problems.append(f"--{name.replace('_', '-')}={value} must be a finite number")
+        else:
+            finite[name] = value
+    for name, low in (("delay_ms", 0), ("jitter_ms", 0), ("loss_pct", 0)):
+        value = finite.get(name)
         if value is not None and value < low:
             problems.append(f"--{name.replace('_', '-')}={value} must be >= {low}")
-    if args.loss_pct is not None and args.loss_pct > 100:
+    if finite.get("loss_pct") is not None and args.loss_pct > 100:
         problems.append(f"--loss-pct={args.loss_pct} must be <= 100")
-    if args.rate_mbps is not None and args.rate_mbps <= 0:
+    if finite.get("rate_mbps") is not None and args.rate_mbps <= 0:
         problems.append(f"--rate-mbps={args.rate_mbps} must be > 0 (use --unshaped to remove the limit)")
     if args.rate_mbps is not None and args.unshaped:
         problems.append("give either --rate-mbps or --unshaped, not both")

@@ -57,6 +57,18 @@ def _eth_matches(rule: str, mac: str) -> bool:
 class FakeFlowTable:
     """A pure model of an OpenFlow 1.3 pipeline, enough for our own flows.
 
+    The highest-priority matching entry of a table wins (equal priorities: the
+    first given, where a real switch's choice is undefined); a table miss drops
+    the packet. ``goto_table`` must name a later table (OpenFlow 1.3 §5.1),
+    which also guarantees that a lookup ends. An explicit output to the
+    packet's ``in_port`` is not sent, as on a real switch (OpenFlow 1.3 §4.5:
+    only the reserved ``IN_PORT`` sends a packet back where it came from).
+
+    Raises
+    ------
+    ValueError
+        If a flow's ``goto_table`` is not a later table than its own.
+
     Examples
     --------
     >>> flows = [FlowSpec(0, 0, goto_table=1),
@@ -69,6 +81,10 @@ class FakeFlowTable:
 
     def __init__(self, flows, ports=()):
         self.flows = sorted(flows, key=lambda f: (f.table, -f.priority))
+        for flow in self.flows:
+            if flow.goto_table is not None and flow.goto_table <= flow.table:
+                raise ValueError(f"flow {flow}: goto_table={flow.goto_table} must be > its table {flow.table} "
+                                 "(OpenFlow 1.3 §5.1); send it to a later table")
         self.ports = tuple(ports)
 
     def lookup(self, table: int, **packet) -> FlowSpec | None:
@@ -98,7 +114,7 @@ class FakeFlowTable:
                 if action[0] == "output":
                     if action[1] == FLOOD:
                         out.extend(p for p in self.ports if p != packet.get("in_port"))
-                    else:
+                    elif action[1] != packet.get("in_port"):
                         out.append(action[1])
                 elif action[0] == "set_field":
                     packet[action[1]] = action[2]

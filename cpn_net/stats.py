@@ -3,7 +3,7 @@
 Examples
 --------
 >>> binomial_interval(1000, 0.02, 0.99)
-(9, 32)
+(10, 32)
 >>> percentile([1, 2, 3, 4, 5], 50)
 3.0
 """
@@ -30,10 +30,27 @@ def binomial_interval(n: int, p: float, confidence: float = 0.99) -> tuple[int, 
     Returns
     -------
     (low, high) : tuple of int
-        Counts such that P(low <= X <= high) >= confidence.
+        Counts such that P(low <= X <= high) >= confidence; each tail left out
+        holds at most ``(1 - confidence) / 2``.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is negative, ``p`` outside 0..1 or ``confidence`` outside (0, 1].
+
+    Examples
+    --------
+    >>> binomial_interval(100, 0.5, 0.95)
+    (40, 60)
+    >>> binomial_interval(100, 0.5, 95)
+    Traceback (most recent call last):
+    ...
+    ValueError: confidence=95 must be within (0, 1], e.g. 0.99 for 99 %
     """
     if n < 0 or not 0 <= p <= 1:
         raise ValueError(f"n={n} must be >= 0 and p={p} within 0..1")
+    if not 0 < confidence <= 1:
+        raise ValueError(f"confidence={confidence} must be within (0, 1], e.g. 0.99 for 99 %")
     if p in (0.0, 1.0):
         k = round(n * p)
         return k, k
@@ -53,10 +70,23 @@ def binomial_interval(n: int, p: float, confidence: float = 0.99) -> tuple[int, 
 
 
 def percentile(values, q: float) -> float:
-    """Linear-interpolation percentile (numpy's default), ``q`` in 0..100."""
+    """Linear-interpolation percentile (numpy's default), ``q`` in 0..100.
+
+    Raises
+    ------
+    ValueError
+        If there are no values or ``q`` is outside 0..100.
+
+    Examples
+    --------
+    >>> percentile([10, 20], 25)
+    12.5
+    """
     data = sorted(values)
     if not data:
         raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"q={q} must be within 0..100")
     position = (len(data) - 1) * q / 100.0
     lower = math.floor(position)
     upper = min(lower + 1, len(data) - 1)

@@ -23,7 +23,11 @@ import time
 
 from cpn_net.model import addressing
 
-OUR_MARKERS = ("cpn_net", "controllers.runner", "mininet:")
+#: Modules our processes run (``python -m <module>``): the daemon (cpn_net.cli),
+#: link elements (cpn_net.emulation.wire) and the controller (controllers.runner).
+OUR_MODULES = ("cpn_net.", "controllers.")
+#: Last word of a Mininet node shell's command line (``bash ... -is mininet:r1``).
+MININET_SHELL = "mininet:"
 
 
 def pid_alive(pid: int) -> bool:
@@ -36,18 +40,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _cmdline(pid: int) -> str:
+def _argv(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+            return handle.read().decode(errors="replace").split("\0")[:-1]
     except OSError:
-        return ""
+        return []
 
 
-def kill_pid(pid: int, markers=OUR_MARKERS, timeout_s: float = 3.0) -> bool:
-    """Terminate one process if its command line still looks like ours."""
-    line = _cmdline(pid)
-    if not line or not any(m in line for m in markers):
+def is_our_command(argv: list[str]) -> bool:
+    """True for the command lines of processes cpn_net starts, and only those.
+
+    Whole words are compared, not substrings: PIDs recycle quickly (``pid_max``
+    is 32768 on our machines), and a recycled PID may well belong to
+    ``pytest tests/unit cpn_net`` or an editor on ``cpn_net/cli.py``.
+
+    Examples
+    --------
+    >>> is_our_command(["python", "-m", "cpn_net.emulation.wire", "--a", "l1x2-eth0"])
+    True
+    >>> is_our_command(["bash", "--norc", "--noediting", "-is", "mininet:r1"])
+    True
+    >>> is_our_command(["python", "-m", "pytest", "tests/unit", "cpn_net"])
+    False
+    """
+    modules = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] == "-m"]
+    if any(module.startswith(OUR_MODULES) for module in modules):
+        return True
+    return len(argv) > 1 and argv[-1].startswith(MININET_SHELL)
+
+
+def kill_pid(pid: int, timeout_s: float = 3.0) -> bool:
+    """Terminate one process if its command line is still one of ours (see :func:`is_our_command`)."""
+    if not is_our_command(_argv(pid)):
         return False
     try:
         os.kill(pid, signal.SIGTERM)

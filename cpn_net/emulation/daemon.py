@@ -24,6 +24,7 @@ import threading
 
 CONTROL_SOCKET = "control.sock"
 MAX_REQUEST_BYTES = 1 << 20
+LINK_SETTINGS = ("delay_ms", "jitter_ms", "loss_pct", "rate_mbps", "unshaped", "down")
 
 
 class ControlError(RuntimeError):
@@ -58,7 +59,7 @@ class ControlServer:
                 try:
                     request = json.loads(_read_line(conn))
                     reply = self.handle(request)
-                except (ValueError, OSError) as err:
+                except (ValueError, OSError, RecursionError) as err:
                     reply = {"ok": False, "error": f"bad request: {err}"}
                 try:
                     conn.sendall(json.dumps(reply, default=str).encode() + b"\n")
@@ -66,22 +67,29 @@ class ControlServer:
                     pass
 
     def handle(self, request: dict) -> dict:
+        """Serve one decoded request; never raises, so the serving thread survives any input."""
+        if not isinstance(request, dict):
+            return {"ok": False, "error": f"request {request!r} must be a JSON object such as "
+                                          '{"op": "status"}'}
         op = request.get("op")
+        if op == "link_set":
+            missing = [k for k in ("a", "b") if k not in request]
+            if missing:
+                return {"ok": False, "error": f"link_set needs key {missing[0]!r}: the site or router "
+                                              "at each end of the link"}
         with self.lock:
             try:
                 if op == "status":
                     return {"ok": True, "status": self.network.status()}
                 if op == "link_set":
-                    changes = {k: request.get(k) for k in
-                               ("delay_ms", "jitter_ms", "loss_pct", "rate_mbps", "unshaped", "down")
-                               if request.get(k) is not None}
+                    changes = {k: request.get(k) for k in LINK_SETTINGS if request.get(k) is not None}
                     settings = self.network.set_link(request["a"], request["b"], **changes)
                     return {"ok": True, "settings": settings}
                 if op == "down":
                     self.stop_requested.set()
                     return {"ok": True}
-            except KeyError as err:
-                return {"ok": False, "error": f"missing key {err}"}
+            except KeyError as err:  # str() of a plain KeyError is the quoted repr
+                return {"ok": False, "error": str(err.args[0]) if err.args else repr(err)}
             except Exception as err:  # the network stays up; the caller sees why
                 return {"ok": False, "error": str(err)}
         return {"ok": False, "error": f"op={op!r} must be one of status, link_set, down"}
@@ -118,9 +126,20 @@ def call(run_dir: str, request: dict, timeout_s: float = 60.0) -> dict:
         sock.close()
         raise ControlError(f"no cpn network is running (no answer on {path}); start one with `cpn up FILE`") \
             from err
+    except PermissionError as err:
+        # The socket is root's (mode 0600): a user without sudo gets EACCES.
+        sock.close()
+        raise ControlError(f"permission denied on {path}: the running network belongs to root; "
+                           "run the command with sudo") from err
     with sock:
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        reply = json.loads(_read_line(sock) or b"{}")
+        try:
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = json.loads(_read_line(sock) or b"{}")
+        except TimeoutError as err:
+            raise ControlError(f"the network did not answer on {path} within {timeout_s:g} s; "
+                               "if it hangs, `cpn clean --force` removes it") from err
+        except OSError as err:
+            raise ControlError(f"the network stopped answering on {path}: {err}") from err
     if not reply.get("ok"):
         raise ControlError(reply.get("error", "the network gave no reply"))
     return reply

@@ -116,6 +116,64 @@ def netem_command(intf: str, delay_ms: float, jitter_ms: float, loss_pct: float,
     return cmd + ["limit", "10000"]
 
 
+def settings_problem(settings: dict) -> str | None:
+    """What is wrong with a link's settings, or None when they can be applied.
+
+    Checked before any command runs, because netem and the userspace element
+    would reject some values only half-way and HTB would quietly round a rate
+    of 0 up to 1 kbit/s.
+
+    Examples
+    --------
+    >>> settings_problem({"delay_ms": 5, "jitter_ms": 1, "loss_pct": 0, "rate_mbps": None, "down": False})
+    >>> settings_problem({"delay_ms": 5, "jitter_ms": 1, "loss_pct": 0, "rate_mbps": 0, "down": False})
+    'rate_mbps=0 must be > 0 (or None for an unshaped link)'
+    """
+    for name in ("delay_ms", "jitter_ms", "loss_pct", "rate_mbps"):
+        value = settings[name]
+        if value is None and name == "rate_mbps":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{name}={value!r} must be a finite number"
+    if not isinstance(settings["down"], bool):
+        return f"down={settings['down']!r} must be true or false"
+    for name in ("delay_ms", "jitter_ms"):
+        if settings[name] < 0:
+            return f"{name}={settings[name]} must be >= 0"
+    if not 0 <= settings["loss_pct"] <= 100:
+        return f"loss_pct={settings['loss_pct']} must be within 0..100"
+    if settings["rate_mbps"] is not None and settings["rate_mbps"] <= 0:
+        return f"rate_mbps={settings['rate_mbps']} must be > 0 (or None for an unshaped link)"
+    if settings["jitter_ms"] > settings["delay_ms"]:
+        return f"jitter_ms={settings['jitter_ms']} must be <= delay_ms={settings['delay_ms']}"
+    return None
+
+
+def root_qdisc_drops(tc_stats: str) -> int:
+    """Packets dropped by an interface's root qdisc, from ``tc -s qdisc show dev X``.
+
+    Only the root's counter is read: a classful root (HTB) already counts every
+    drop of its child queues, so adding the children's lines would count each
+    tail drop twice.
+
+    Examples
+    --------
+    >>> root_qdisc_drops('''qdisc htb 1: root refcnt 2 r2q 10 default 0x1 direct_packets_stat 0
+    ...  Sent 9000 bytes 6 pkt (dropped 4, overlimits 9 requeues 0)
+    ... qdisc pfifo 10: parent 1:1 limit 100p
+    ...  Sent 9000 bytes 6 pkt (dropped 4, overlimits 0 requeues 0)''')
+    4
+    """
+    in_root = False
+    for line in tc_stats.splitlines():
+        if line.startswith("qdisc "):
+            in_root = " root " in f"{line} "
+        elif in_root and "dropped" in line:
+            part = line.split("dropped", 1)[1].strip().split(",")[0].strip()
+            return int(part) if part.isdigit() else 0
+    return 0
+
+
 class LinkEmulator:
     """Runs and changes the emulation of one WAN link inside its link node."""
 
@@ -200,9 +258,9 @@ class LinkEmulator:
             new["rate_mbps"] = rate_mbps
         if unshaped:
             new["rate_mbps"] = None
-        if new["jitter_ms"] > new["delay_ms"]:
-            raise LinkEmulationError(f"link {self.link.site_a}-{self.link.site_b}: jitter_ms="
-                                     f"{new['jitter_ms']} must be <= delay_ms={new['delay_ms']}")
+        problem = settings_problem(new)
+        if problem:
+            raise LinkEmulationError(f"link {self.link.site_a}-{self.link.site_b}: {problem}")
         old, self.settings = self.settings, new
         try:
             if self.mode == "netem":
@@ -246,13 +304,12 @@ class LinkEmulator:
     def _qdisc_drops(self, intf: str) -> int | None:
         if self.settings["rate_mbps"] is None:
             return None
-        text = self.node.cmd(f"tc -s qdisc show dev {intf}")
-        drops = 0
-        for line in text.splitlines():
-            if "dropped" in line:
-                part = line.split("dropped", 1)[1].strip().split(",")[0].strip()
-                drops += int(part) if part.isdigit() else 0
-        return drops
+        return root_qdisc_drops(self.node.cmd(f"tc -s qdisc show dev {intf}"))
+
+    def terminate(self) -> None:
+        """Ask the element to exit (SIGTERM) without waiting."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

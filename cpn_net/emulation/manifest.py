@@ -61,8 +61,15 @@ def write_manifest(run_dir: str, manifest: Manifest) -> None:
     write_json_atomic(os.path.join(run_dir, "manifest.json"), manifest.to_dict())
 
 
-def read_manifest(run_dir: str = RUN_DIR) -> Manifest:
-    path = os.path.join(run_dir, "manifest.json")
+def read_manifest(run_dir: str | None = None) -> Manifest:
+    """The manifest of the network running in ``run_dir`` (default: :data:`RUN_DIR` at call time).
+
+    Raises
+    ------
+    ValueError
+        If the manifest was written by a newer cpn_net (a higher schema number).
+    """
+    path = os.path.join(RUN_DIR if run_dir is None else run_dir, "manifest.json")
     with open(path) as handle:
         data = json.load(handle)
     if data.get("schema", 0) > MANIFEST_SCHEMA:

@@ -43,6 +43,7 @@ import ctypes
 import dataclasses
 import heapq
 import json
+import math
 import os
 import random
 import select
@@ -60,7 +61,9 @@ FRAME_BUFFER_BYTES = 65536
 SO_TIMESTAMPNS = 35  # = SCM_TIMESTAMPNS: kernel receive time of each frame
 PR_SET_TIMERSLACK = 29
 LATENESS_EWMA_GAIN = 0.05
+MAX_LATENESS_S = 0.0005  # never send more than 0.5 ms early, whatever the machine's load
 DIRECTIONS = ("ab", "ba")
+SETTABLE = ("delay_ms", "jitter_ms", "loss_pct", "down")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +86,14 @@ class WireSettings:
     down: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("delay_ms", "jitter_ms", "loss_pct"):
+            value = getattr(self, name)
+            # Control requests are JSON: "5" or true must not slip through, nor
+            # Infinity (a frame that never leaves).
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}={value!r} must be a finite number")
+        if not isinstance(self.down, bool):
+            raise ValueError(f"down={self.down!r} must be true or false")
         if not self.delay_ms >= 0:
             raise ValueError(f"delay_ms={self.delay_ms} must be >= 0")
         if not self.jitter_ms >= 0:
@@ -152,14 +163,20 @@ class Wire:
         fd_side = {s.fileno(): side for side, s in self.sockets.items()}
         readers = list(self.sockets.values()) + [self.control]
         while self.running:
-            timeout = None
+            timeout = wake_at = None
             if self.queue:
-                # Wake up early by the usual lateness of a wake-up, so frames leave on time.
-                timeout = max(0.0, self.queue[0][0] - time.time() - self.lateness_s)
+                # Wake up early by the usual lateness of a timer wake-up, so frames leave on time.
+                wake_at = self.queue[0][0] - self.lateness_s
+                timeout = max(0.0, wake_at - time.time())
             try:
                 ready, _, _ = select.select(readers, [], [], timeout)
             except InterruptedError:
                 continue
+            if not ready and timeout:
+                # A pure timer wake-up: learn how late the kernel woke us (only from these,
+                # wake-ups by arriving frames say nothing about timer latency).
+                wake_latency = min(max(0.0, time.time() - wake_at), MAX_LATENESS_S)
+                self.lateness_s += LATENESS_EWMA_GAIN * (wake_latency - self.lateness_s)
             for sock in ready:
                 if sock is self.control:
                     self._serve_control()
@@ -197,9 +214,6 @@ class Wire:
 
     def _transmit_due(self) -> None:
         now = time.time()
-        if self.queue and self.queue[0][0] <= now + self.lateness_s:
-            late = now - self.queue[0][0] + self.lateness_s
-            self.lateness_s = max(0.0, self.lateness_s + LATENESS_EWMA_GAIN * (late - self.lateness_s))
         while self.queue and self.queue[0][0] <= now + self.lateness_s:
             _, _, out_side, frame = heapq.heappop(self.queue)
             direction = "ab" if out_side == "b" else "ba"
@@ -226,8 +240,13 @@ class Wire:
     def handle_request(self, data: bytes) -> dict:
         try:
             request = json.loads(data)
+            if not isinstance(request, dict):
+                raise ValueError(f"request {request!r} must be a JSON object such as {{\"op\": \"stats\"}}")
             op = request.get("op")
             if op == "set":
+                unknown = sorted(set(request) - {"op", *SETTABLE})
+                if unknown:
+                    raise ValueError(f"set: unknown key {unknown[0]!r}; known keys are {', '.join(SETTABLE)}")
                 self.settings = self.settings.replace(
                     delay_ms=request.get("delay_ms"), jitter_ms=request.get("jitter_ms"),
                     loss_pct=request.get("loss_pct"), down=request.get("down"))
@@ -327,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     wire = Wire(args.a, args.b, args.control, settings, args.seed)
 
     def stop(_signum, _frame):
+        # select() would be restarted after a handler that returns (PEP 475): leave it.
         wire.running = False
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -216,7 +216,8 @@ def _read_sites(log: ProblemLog, entries: list[Entry], compute_defaults: Mapping
             site_id = None
         if r.has("lat") != r.has("lon"):
             given, missing = ("lat", "lon") if r.has("lat") else ("lon", "lat")
-            r.fail(missing, f"missing while {r.spelled.get(given, given)} is given", "give both lat and lon, or neither")
+            given_key = r.spelled.get(given, given)
+            r.fail(missing, f"missing while {given_key} is given", "give both lat and lon, or neither")
         lat, lon = r.get("lat"), r.get("lon")
         compute = _read_compute(r, compute_defaults)
         clients = r.get("clients", 1)

@@ -48,7 +48,15 @@ from cpn_net.model.build import Entry, Header, build_topology
 from cpn_net.model.errors import TOP_KEY, ProblemLog, unknown_fix
 from cpn_net.model.files import read_bytes
 from cpn_net.model.geo import DEFAULT_LINK_DELAY_MS, DEFAULT_ROUTE_FACTOR
-from cpn_net.model.schema import DEFAULT_SERVICE, DEFAULT_SERVICE_NOTE, PLAN_LIKE_NAME, SITE_FIELDS, TOP_FIELDS, check_value, slug
+from cpn_net.model.schema import (
+    DEFAULT_SERVICE,
+    DEFAULT_SERVICE_NOTE,
+    PLAN_LIKE_NAME,
+    SITE_FIELDS,
+    TOP_FIELDS,
+    check_value,
+    slug,
+)
 from cpn_net.model.topology import Topology
 
 _GRAPH_KEY = "(graph)"
@@ -229,7 +237,8 @@ def _parse_xml(log: ProblemLog, data: bytes | str) -> _Graph:
                 seen.add(node_id)
                 graph.nodes.append(_Node(node_id, data_of(child, "node")))
         elif tag == "edge":
-            graph.edges.append(_Edge(len(graph.edges), child.get("source"), child.get("target"), data_of(child, "edge")))
+            ends = (child.get("source"), child.get("target"))
+            graph.edges.append(_Edge(len(graph.edges), *ends, data_of(child, "edge")))
             graph.directed = graph.directed or child.get("directed") == "true"
     if not graph.nodes and not log.problems:
         log.add(_GRAPH_KEY, "the graph has no nodes", "give a graph with at least one node")

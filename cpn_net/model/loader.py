@@ -47,7 +47,8 @@ def load_topology(path: str | os.PathLike, **import_options: Any) -> Topology:
     >>> load_topology("topologies/tiny.txt")
     Traceback (most recent call last):
     ...
-    cpn_net.model.errors.TopologyError: topologies/tiny.txt: (file): extension '.txt' is not a known topology format; use .yaml, .yml, .graphml or .json
+    cpn_net.model.errors.TopologyError: topologies/tiny.txt: (file): extension '.txt' is not a known
+    topology format; use .yaml, .yml, .graphml or .json
     """
     file = os.fspath(path)
     extension = os.path.splitext(file)[1].lower()

@@ -111,7 +111,8 @@ def parse_node_link(text: str, file: str = "<string>", *, default_service: bool 
         log.add("edges", "given together with links", "put every link under one key, links or edges")
     graph = document.get("graph", {})
     if not isinstance(graph, dict):
-        log.add("graph", f"{show(graph)} is {describe(graph)}, expected a mapping", "write graph attributes as an object")
+        log.add("graph", f"{show(graph)} is {describe(graph)}, expected a mapping",
+                "write graph attributes as an object")
         graph = {}
     top = Reader(log, "graph", graph, _GRAPH_FIELDS)
     header = read_header(log, top, default_name=_file_slug(file))

@@ -93,8 +93,11 @@ class Field:
     nullable: bool = False
 
     def bounds_text(self) -> str:
-        low = f"[{self.at_least:g}" if self.at_least is not None else (f"({self.above:g}" if self.above is not None else None)
-        high = f"{self.at_most:g}]" if self.at_most is not None else (f"{self.below:g})" if self.below is not None else None)
+        low = high = None
+        if self.at_least is not None or self.above is not None:
+            low = f"[{self.at_least:g}" if self.at_least is not None else f"({self.above:g}"
+        if self.at_most is not None or self.below is not None:
+            high = f"{self.at_most:g}]" if self.at_most is not None else f"{self.below:g})"
         if low and high:
             return f"in {low}, {high}"
         if low:

@@ -23,7 +23,8 @@ Examples
 >>> igp_routes(G, "a", plan)[0]
 {'dst': 'fcbb:bb00:2::/48', 'gateway': 'fd00:7::2', 'oif': 'r1-eth1'}
 >>> local_sid_routes(G, "a", plan)[1]
-{'dst': 'fcbb:bb00:1:2:2::/128', 'oif': 'r1-eth1', 'encap': {'type': 'seg6local', 'action': 'End.X', 'nh6': 'fd00:7::2'}}
+{'dst': 'fcbb:bb00:1:2:2::/128', 'oif': 'r1-eth1',
+ 'encap': {'type': 'seg6local', 'action': 'End.X', 'nh6': 'fd00:7::2'}}
 """
 
 from __future__ import annotations
@@ -125,8 +126,12 @@ def local_sid_routes(G: nx.Graph, site: Hashable, interfaces: InterfacePlan, *,
     --------
     >>> G = nx.Graph(); G.add_node("a", id=1)
     >>> plan = InterfacePlan.by_link_number(G)
-    >>> local_sid_routes(G, "a", plan, hosts=[("compute", 1)], tables=[254])[1:]
-    ({'dst': 'fcbb:bb00:1:3:2:1::/128', 'oif': 'r1-eth0', 'encap': {'type': 'seg6local', 'action': 'End.DX6', 'nh6': '2001:db8:1::2:1'}}, {'dst': 'fcbb:bb00:1:4:254::/128', 'oif': 'r1-eth0', 'encap': {'type': 'seg6local', 'action': 'End.DT6', 'table': 254}})
+    >>> for spec in local_sid_routes(G, "a", plan, hosts=[("compute", 1)], tables=[254])[1:]:
+    ...     print(spec)
+    {'dst': 'fcbb:bb00:1:3:2:1::/128', 'oif': 'r1-eth0',
+     'encap': {'type': 'seg6local', 'action': 'End.DX6', 'nh6': '2001:db8:1::2:1'}}
+    {'dst': 'fcbb:bb00:1:4:254::/128', 'oif': 'r1-eth0',
+     'encap': {'type': 'seg6local', 'action': 'End.DT6', 'table': 254}}
     """
     check_site(G, site)
     own_id = site_id(G, site)

@@ -352,7 +352,8 @@ class FakeRouter:
     def _parse_rule(self, spec: dict) -> Rule:
         unknown = set(spec) - _RULE_KEYS
         if unknown:
-            raise FakeNetlinkError(f"{self.name}: rule spec keys {sorted(unknown)} unknown; known: {sorted(_RULE_KEYS)}")
+            raise FakeNetlinkError(f"{self.name}: rule spec keys {sorted(unknown)} unknown; "
+                                   f"known: {sorted(_RULE_KEYS)}")
         if spec.get("family") != socket.AF_INET6:
             raise FakeNetlinkError(f"{self.name}: rule {spec}: family must be AF_INET6 ({socket.AF_INET6}); "
                                    "pyroute2 defaults rules to IPv4")
@@ -463,6 +464,8 @@ class FakeNetwork:
         >>> net.send(build_udp("2001:db8:1::1:1", "2001:db8:1::1", 1, 2), "a").result
         'local'
         """
+        if site not in self.routers:
+            raise FakeNetlinkError(f"no router at site {site!r}; sites are {', '.join(sorted(map(str, self.routers)))}")
         iif = iif or self.plan.lan_ifname(site)
         hops = []
         for _ in range(MAX_WALK_HOPS):

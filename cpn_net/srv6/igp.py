@@ -58,6 +58,8 @@ def igp_metric_us(delay_ms: float) -> int:
     >>> igp_metric_us(2.5), igp_metric_us(0.0004)
     (2500, 0)
     """
+    if type(delay_ms) is float and 0 <= delay_ms < math.inf:  # the common case, checked fast
+        return round(delay_ms * 1000)
     if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not math.isfinite(delay_ms) \
             or delay_ms < 0:
         raise PathError(f"delay_ms={delay_ms!r} must be a finite number >= 0")
@@ -92,7 +94,8 @@ def link_metric_us(G: nx.Graph, u: Hashable, v: Hashable) -> int:
     try:
         return igp_metric_us(G.edges[u, v].get("delay_ms"))
     except PathError as err:
-        raise PathError(f"link {u}-{v}: {err}") from err
+        first, second = sorted((str(u), str(v)))
+        raise PathError(f"link {first}-{second}: {err}") from err
 
 
 class Igp:

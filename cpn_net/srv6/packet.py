@@ -55,8 +55,10 @@ class Ipv6Header:
     flow_label: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "source", ipaddress.IPv6Address(self.source))
-        object.__setattr__(self, "destination", ipaddress.IPv6Address(self.destination))
+        for name in ("source", "destination"):
+            value = getattr(self, name)
+            if not isinstance(value, ipaddress.IPv6Address):
+                object.__setattr__(self, name, ipaddress.IPv6Address(value))
         for name, bits in (("next_header", 8), ("payload_length", 16), ("hop_limit", 8),
                            ("traffic_class", 8), ("flow_label", 20)):
             value = getattr(self, name)

@@ -15,9 +15,11 @@ Constraints, combinable:
 * ``exclude_links`` — links the path must avoid (a failed or protected link).
 * ``waypoints`` — sites to visit in order. The best leg between consecutive
   waypoints is computed; if the concatenation is loop-free it is optimal.
-  Otherwise a greedy pass recomputes each leg avoiding sites already used
-  and the later waypoints; that pass can fail where a loop-free route
-  exists (the exact problem is a hard one), and then the error says so.
+  Otherwise two greedy passes (legs front to back, then back to front)
+  recompute each leg avoiding the sites of legs already fixed and the other
+  waypoints, and the cheaper result wins. Neither is exact (the exact
+  problem is a hard one): they can miss a loop-free route, and then the
+  error says the waypoints could not be visited without a loop.
 
 Delays are compared in whole microseconds, as in the IGP, and remaining
 ties go to the lexicographically smallest sequence of site ids, so answers
@@ -59,7 +61,7 @@ from typing import Callable, Hashable, Iterable, Mapping, Sequence
 import networkx as nx
 
 from cpn_net.srv6.errors import InfeasiblePath, PathError
-from cpn_net.srv6.igp import check_site, link_metric_us, site_id
+from cpn_net.srv6.igp import check_site, igp_metric_us, link_metric_us, site_id
 
 OBJECTIVES = ("min_delay", "min_hops")
 _EPSILON_MBPS = 1e-9  # residual equal to the demand fits despite float noise
@@ -258,7 +260,7 @@ def disjoint_paths(G: nx.Graph, source: str, target: str, k: int = 2, *, objecti
     search = _Search(G, objective, bandwidth_mbps, residual_mbps, exclude_links)
     search.leg(source, target)  # raises the single-path reason if there is no path at all
     arcs = [(a, b) for u, v in G.edges for a, b in ((u, v), (v, u)) if search.allowed(u, v)]
-    arcs.sort(key=lambda arc: (site_id(G, arc[0]), site_id(G, arc[1])))
+    arcs.sort(key=lambda arc: (search.ids[arc[0]], search.ids[arc[1]]))
     cost = {arc: search.cost(*arc) for arc in arcs}
     flow: dict = {}  # link_key -> (x, y): one unit of flow from x to y
     for found in range(k):
@@ -272,7 +274,7 @@ def disjoint_paths(G: nx.Graph, source: str, target: str, k: int = 2, *, objecti
             flow[key] = None if flow.get(key) == (node, x) else (x, node)
             node = x
     paths = [search.measure(p) for p in _decompose(source, target, flow)]
-    return tuple(sorted(paths, key=lambda p: (search.total(p.sites), [site_id(G, s) for s in p.sites])))
+    return tuple(sorted(paths, key=lambda p: (search.total(p.sites), [search.ids[s] for s in p.sites])))
 
 
 class _Search:
@@ -295,18 +297,27 @@ class _Search:
             if not G.has_edge(u, v):
                 raise PathError(f"exclude_links: {u}-{v} is not a link of the topology")
             self.excluded.add(link_key(u, v))
+        self.ids = dict(G.nodes(data="id"))
+        for site, value in self.ids.items():
+            if type(value) is not int:
+                site_id(G, site)  # raises, naming the site
+        metric = {}
+        for u, v, delay_ms in G.edges(data="delay_ms"):
+            try:
+                metric[(u, v)] = metric[(v, u)] = igp_metric_us(delay_ms)
+            except PathError:
+                link_metric_us(G, u, v)  # re-raises, naming the link
         # Costs fold the tie-breaking metric in below the main one, as one int:
         # the scale exceeds any total the tie-breaker can reach over k paths.
         if objective == "min_delay":
-            self._scale = G.number_of_edges() + 1
+            scale = G.number_of_edges() + 1
+            self._cost = {arc: us * scale + 1 for arc, us in metric.items()}
         else:
-            self._scale = sum(link_metric_us(G, u, v) for u, v in G.edges) + 1
+            scale = sum(metric.values()) // 2 + 1
+            self._cost = {arc: scale + us for arc, us in metric.items()}
 
     def cost(self, u, v) -> int:
-        delay_us = link_metric_us(self.G, u, v)
-        if self.objective == "min_delay":
-            return delay_us * self._scale + 1
-        return self._scale + delay_us
+        return self._cost[(u, v)]
 
     def total(self, sites) -> int:
         return sum(self.cost(u, v) for u, v in zip(sites, sites[1:]))
@@ -327,7 +338,7 @@ class _Search:
         """Best sites source..target avoiding ``banned``, or InfeasiblePath with the reason."""
         if source == target:
             return (source,)
-        found = _dijkstra(self.G, source, target, self.cost, self.allowed, banned)
+        found = _dijkstra(self.G, self.ids, source, target, self.cost, self.allowed, banned)
         if found is not None:
             return found
         raise self._why_not(source, target, banned, context)
@@ -335,11 +346,11 @@ class _Search:
     def _why_not(self, source, target, banned, context) -> InfeasiblePath:
         G = self.G
         where = f" without revisiting {', '.join(sorted(map(str, banned)))}" if banned else ""
-        if _dijkstra(G, source, target, self.cost, lambda u, v: True, banned) is None:
+        if _dijkstra(G, self.ids, source, target, self.cost, lambda u, v: True, banned) is None:
             return InfeasiblePath(f"no path {source}->{target}{where}{context}: the sites are not connected",
                                   source=source, target=target, constraint="connectivity")
         structural = lambda u, v: link_key(u, v) not in self.excluded  # noqa: E731
-        if _dijkstra(G, source, target, self.cost, structural, banned) is None:
+        if _dijkstra(G, self.ids, source, target, self.cost, structural, banned) is None:
             excluded = tuple(sorted(self.excluded, key=str))
             names = ", ".join(f"{u}-{v}" for u, v in excluded)
             return InfeasiblePath(f"no path {source}->{target}{where}{context} avoiding links {names}: "
@@ -360,12 +371,12 @@ def _residual(G, u, v, residual_mbps) -> float | None:
     return None if rate is None else float(rate)
 
 
-def _dijkstra(G, source, target, cost: Callable, allowed: Callable, banned) -> tuple | None:
+def _dijkstra(G, ids, source, target, cost: Callable, allowed: Callable, banned) -> tuple | None:
     """Least (cost, site-id sequence) simple path; labels carry whole paths for the tie-break."""
     settled = set()
-    heap = [(0, (site_id(G, source),), (source,))]
+    heap = [(0, (ids[source],), (source,))]
     while heap:
-        total, ids, sites = heapq.heappop(heap)
+        total, id_seq, sites = heapq.heappop(heap)
         u = sites[-1]
         if u in settled:
             continue
@@ -375,7 +386,7 @@ def _dijkstra(G, source, target, cost: Callable, allowed: Callable, banned) -> t
         for v in G.adj[u]:
             if v in settled or v in banned or not allowed(u, v):
                 continue
-            heapq.heappush(heap, (total + cost(u, v), ids + (site_id(G, v),), sites + (v,)))
+            heapq.heappush(heap, (total + cost(u, v), id_seq + (ids[v],), sites + (v,)))
     return None
 
 
@@ -415,19 +426,34 @@ def _concatenate(legs: Sequence[tuple]) -> tuple:
 
 
 def _loop_free_legs(search: _Search, stops: list, looping: tuple) -> tuple:
-    repeated = sorted({s for s in looping if looping.count(s) > 1}, key=str)
-    sites = [stops[0]]
-    for i, (a, b) in enumerate(zip(stops, stops[1:])):
-        banned = (set(sites) - {a}) | set(stops[i + 2:])
+    """Recompute legs avoiding used sites, front to back and back to front; keep the cheaper."""
+    found = []
+    failures = []
+    for backwards in (False, True):
         try:
-            leg = search.leg(a, b, frozenset(banned))
+            found.append(_greedy_legs(search, stops, backwards))
         except InfeasiblePath as err:
-            raise InfeasiblePath(
-                f"no loop-free path {'->'.join(stops)}: the best legs revisit {', '.join(map(str, repeated))} "
-                f"({'->'.join(looping)}), and the greedy loop-free pass failed: {err}",
-                source=stops[0], target=stops[-1], constraint="waypoints", links=err.links) from err
-        sites.extend(leg[1:])
-    return tuple(sites)
+            failures.append(err)
+    if found:
+        return min(found, key=lambda sites: (search.total(sites), [search.ids[s] for s in sites]))
+    repeated = sorted({s for s in looping if looping.count(s) > 1}, key=str)
+    err = failures[0]
+    raise InfeasiblePath(
+        f"no loop-free path {'->'.join(stops)}: the best legs revisit {', '.join(map(str, repeated))} "
+        f"({'->'.join(looping)}), and the greedy loop-free passes failed: {err}",
+        source=stops[0], target=stops[-1], constraint="waypoints", links=err.links) from err
+
+
+def _greedy_legs(search: _Search, stops: list, backwards: bool) -> tuple:
+    """Each leg in turn avoids the sites of legs already fixed and the stops not yet reached."""
+    legs: dict = {}
+    order = range(len(stops) - 2, -1, -1) if backwards else range(len(stops) - 1)
+    for i in order:
+        a, b = stops[i], stops[i + 1]
+        used = {s for leg in legs.values() for s in leg}
+        banned = (used | set(stops[:i] if backwards else stops[i + 2:])) - {a, b}
+        legs[i] = search.leg(a, b, frozenset(banned))
+    return _concatenate([legs[i] for i in range(len(stops) - 1)])
 
 
 def _bellman_ford(source, arcs, cost, flow) -> dict:

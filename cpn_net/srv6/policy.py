@@ -11,9 +11,12 @@ dicts for pyroute2 0.9.7 in the headend's namespace::
 Specs name interfaces (``"oif": "r1-eth2"``); the adapter resolves names to
 indexes. What each kind compiles to:
 
-* prefix: ``{"dst": prefix, "oif": ..., "encap": {"type": "seg6", "mode": mode,
-  "segs": [...]}}`` in ``table`` (main when None) — H.Encaps / H.Encaps.Red
-  (RFC 8986 §5.1, §5.2).
+* prefix: ``{"dst": prefix, "oif": ..., "priority": 100, "encap": {"type": "seg6",
+  "mode": mode, "segs": [...]}}`` in ``table`` (main when None) — H.Encaps /
+  H.Encaps.Red (RFC 8986 §5.1, §5.2). The metric (``priority``, 100) sits
+  below the baseline routes' 1024: a policy for a site's LAN prefix coexists
+  with the IGP route to it (the kernel refuses a second route with the same
+  prefix and metric) and wins; deleting the policy uncovers the IGP route.
 * flow (5-tuple): the same route in the policy's own ``table``, plus an
   ``ip -6 rule`` selecting the flow (``src``, ``dst``, ``ip_proto``,
   ``sport_range``, ``dport_range``, ``iifname`` = the LAN, so only traffic
@@ -43,7 +46,8 @@ Examples
 >>> policy = SRPolicy("web", "a", ipaddress.IPv6Network("2001:db8:2::/64"),
 ...                   SegmentList.of(end_dx6_sid(2, "compute", 1)))
 >>> compile_policy(G, policy, InterfacePlan.by_link_number(G)).routes
-({'dst': '2001:db8:2::/64', 'oif': 'r1-eth1', 'encap': {'type': 'seg6', 'mode': 'encap', 'segs': ['fcbb:bb00:2:3:2:1::']}},)
+({'dst': '2001:db8:2::/64', 'oif': 'r1-eth1', 'priority': 100,
+  'encap': {'type': 'seg6', 'mode': 'encap', 'segs': ['fcbb:bb00:2:3:2:1::']}},)
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from cpn_net.srv6.sids import Behaviour, parse_sid
 
 MODES = ("encap", "encap.red")
 DEFAULT_RULE_PRIORITY = 1000
+POLICY_METRIC = 100  # below the kernel's default IPv6 metric (1024) that baseline routes get
 _PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
 _PORTED = (6, 17, 132)
 _RESERVED_TABLES = (0, 255)  # unspecified, local
@@ -179,7 +184,10 @@ class SRPolicy:
             raise PolicyError(f"{where}: rule_priority={self.rule_priority!r} must be in 1..32765 "
                               "(before the main table's rule)")
         if self.binding_sid is not None:
-            object.__setattr__(self, "binding_sid", ipaddress.IPv6Address(self.binding_sid))
+            try:
+                object.__setattr__(self, "binding_sid", ipaddress.IPv6Address(self.binding_sid))
+            except ValueError as err:
+                raise PolicyError(f"{where}: binding_sid {self.binding_sid!r}: {err}") from err
         self._check_segments(where)
 
     def _check_segments(self, where: str) -> None:
@@ -212,10 +220,11 @@ class CompiledPolicy:
     def removal(self) -> "CompiledPolicy":
         """Specs for ``ipr.route("del", ...)`` / ``ipr.rule("del", ...)``, rules first.
 
-        Routes are matched on destination, table and interface (the encap is
-        not needed to delete); rules on all their selectors.
+        Routes are matched on destination, table, interface and metric (the
+        metric matters: without it the kernel may delete the baseline route to
+        the same prefix); rules on all their selectors.
         """
-        keep = ("dst", "table", "oif")
+        keep = ("dst", "table", "oif", "priority")
         routes = tuple({k: v for k, v in spec.items() if k in keep} for spec in self.routes)
         return CompiledPolicy(self.policy, self.router, routes, tuple(dict(r) for r in self.rules))
 
@@ -268,10 +277,11 @@ def compile_policy(G: nx.Graph, policy: SRPolicy, interfaces: InterfacePlan, *, 
     encap = {"type": "seg6", "mode": policy.mode, "segs": segs}
     if isinstance(policy.destination, FlowMatch):
         flow = policy.destination
-        routes.append({"dst": str(flow.dst), **table, "oif": oif, "encap": encap})
+        routes.append({"dst": str(flow.dst), **table, "oif": oif, "priority": POLICY_METRIC, "encap": encap})
         rules.append(_flow_rule(policy, flow, interfaces.lan_ifname(policy.headend)))
     elif policy.destination is not None:
-        routes.append({"dst": str(policy.destination), **table, "oif": oif, "encap": encap})
+        routes.append({"dst": str(policy.destination), **table, "oif": oif, "priority": POLICY_METRIC,
+                       "encap": encap})
     if policy.binding_sid is not None:
         bsid = parse_sid(policy.binding_sid)
         if bsid.behaviour is not Behaviour.END_B6_ENCAPS or bsid.site_id != headend_id:

@@ -17,8 +17,9 @@ failure, adjacency SIDs pin a link. The decapsulating SID at the last site
 
 When the first link out of the headend is one the IGP would not take, the
 list starts with the headend's *own* End.X SID. Linux handles that for
-forwarded traffic: seg6 encapsulation on input re-runs the input route
-lookup on the new destination, which hits the local seg6local route.
+forwarded traffic: after encapsulating, ``seg6_input_core()`` runs
+``ip6_route_input()`` on the new destination, which hits the local seg6local
+route (packets the router itself originates take the output path instead).
 
 Examples
 --------
@@ -73,7 +74,8 @@ class SegmentList:
 
     def __post_init__(self) -> None:
         try:
-            segs = tuple(ipaddress.IPv6Address(s) for s in self.segments)
+            segs = tuple(s if isinstance(s, ipaddress.IPv6Address) else ipaddress.IPv6Address(s)
+                         for s in self.segments)
         except ValueError as err:
             raise SegmentError(f"segment list: {err}") from err
         if not 1 <= len(segs) <= MAX_SEGMENTS:

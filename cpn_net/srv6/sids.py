@@ -275,7 +275,7 @@ def parse_sid(address: ipaddress.IPv6Address | str) -> Sid:
     >>> parse_sid("2001:db8:12::1")
     Traceback (most recent call last):
     ...
-    cpn_net.srv6.errors.SidError: SID 2001:db8:12::1 is outside the SID plan fcbb:bb00::/32; SIDs are fcbb:bb00:<site>:<function>:<args>:: (see cpn_net.srv6.sids)
+    cpn_net.srv6.errors.SidError: SID 2001:db8:12::1 is outside the SID plan fcbb:bb00::/32; ...
     """
     try:
         # IPv6Address(IPv6Address) re-parses its text form: skip that, it dominates.

@@ -145,7 +145,8 @@ class SegmentRoutingHeader:
 
     def __post_init__(self) -> None:
         try:
-            segs = tuple(ipaddress.IPv6Address(s) for s in self.segment_list)
+            segs = tuple(s if isinstance(s, ipaddress.IPv6Address) else ipaddress.IPv6Address(s)
+                         for s in self.segment_list)
         except ValueError as err:
             raise SrhError(f"SRH segment list: {err}") from err
         object.__setattr__(self, "segment_list", segs)

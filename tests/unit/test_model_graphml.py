@@ -31,7 +31,8 @@ def edge(a, b, bits=None):
 
 def graphml(*items, graph_data='<data key="d3">Test Net</data>', edgedefault="undirected"):
     body = graph_data + "".join(items)
-    return f'<?xml version="1.0"?><graphml xmlns="{NS}">{KEYS}<graph edgedefault="{edgedefault}">{body}</graph></graphml>'
+    graph = f'<graph edgedefault="{edgedefault}">{body}</graph>'
+    return f'<?xml version="1.0"?><graphml xmlns="{NS}">{KEYS}{graph}</graphml>'
 
 
 def problems(data, **options):

@@ -293,7 +293,8 @@ def test_default_link_values_used_when_link_omits_them():
 
 
 def test_jitter_equal_to_delay_is_allowed():
-    topo = parse_yaml_topology("name: t\nsites: [{name: a}, {name: b}]\nlinks: [{a: a, b: b, delay_ms: 2, jitter_ms: 2}]")
+    text = "name: t\nsites: [{name: a}, {name: b}]\nlinks: [{a: a, b: b, delay_ms: 2, jitter_ms: 2}]"
+    topo = parse_yaml_topology(text)
     assert topo.links[0].jitter_ms == topo.links[0].delay_ms == 2.0
 
 

@@ -28,10 +28,11 @@ def every_sid_of(site):
 def test_every_site_round_trips_and_no_two_sids_collide():
     seen = set()
     for site in ALL_SITES:
+        prefix = site_locator(site).prefix
         for address, behaviour, args in every_sid_of(site):
             sid = parse_sid(address)
             assert (sid.site_id, sid.behaviour, sid.args) == (site, behaviour, args)
-            assert address in site_locator(site).prefix
+            assert address in prefix
             seen.add(address)
     assert len(seen) == 6 * len(ALL_SITES)
 

@@ -1,0 +1,39 @@
+"""Experiment smoke tests: the headline experiment runs end to end in quick mode."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT, TINY, leftovers
+
+pytestmark = pytest.mark.integration
+
+
+def test_headline_quick_writes_a_self_describing_result_and_plots(tmp_path):
+    assert leftovers() == []
+    env = dict(os.environ, CPN_RESULTS_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "experiments.headline.run", "--quick", "--topology", TINY],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "links delivering their configured delay" in proc.stdout
+    [path] = glob.glob(str(tmp_path / "headline" / "*" / "result.json"))
+    with open(path) as handle:
+        result = json.load(handle)
+    assert result["schema"] == 1
+    meta = result["metadata"]
+    assert meta["link_emulation_mode"] in ("netem", "userspace")
+    assert meta["kernel"] and meta["packages"]["os-ken"] and meta["seed"] == 1
+    assert meta["config"]["topology"]["name"] == "tiny"
+    # 3 clients x 3 compute nodes, each with raw samples
+    assert len(result["samples"]) == 9
+    assert all(row["samples"] for row in result["samples"])
+    assert result["summary"]["links_checked"] == 3
+    for name in ("rtt_measured_vs_configured.png", "rtt_cdf_by_city.png"):
+        assert os.path.getsize(os.path.join(os.path.dirname(path), name)) > 1000
+    assert leftovers() == []
