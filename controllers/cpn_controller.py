@@ -1,21 +1,27 @@
 """The cpn_net SDN controller: an os-ken (Ryu fork) application.
 
-It reads the run's manifest (the emulator's :class:`NetworkPlan`), installs the
-baseline routes on every router over netlink, and programs every site switch
-over OpenFlow 1.3 when it connects. Handlers stay a few lines: the decisions are
-:func:`cpn_net.baseline.router_routes` and :func:`cpn_net.baseline.switch_flows`.
+At start it reads the run's manifest (the emulator's :class:`NetworkPlan`) and
+the snapshot of the topology file, installs every router's baseline over netlink
+(IGP routes, local SRv6 SIDs, fast-reroute backups) and the SR policies the
+topology declares, starts the REST northbound and the link monitor. It programs
+every site switch over OpenFlow 1.3 when the switch connects.
 
-The controller writes its state to ``<run dir>/controller.json`` after every
-change (connected switches, flows and routes installed, errors), which
+Handlers stay a few lines: the state and actions are
+:class:`controllers.core.ControllerCore`, the decisions the pure core
+(:mod:`cpn_net.baseline`, :mod:`cpn_net.srv6`).
+
+It writes its state to ``<run dir>/controller.json`` after every change, which
 ``cpn status`` shows and the emulator polls to know when the network is ready.
 
-Started by :mod:`controllers.runner` (os-ken has no manager command); the run
-directory comes from the ``CPN_RUN_DIR`` environment variable.
+Environment: ``CPN_RUN_DIR`` (run directory), ``CPN_REST_PORT`` (northbound,
+default 8181), ``CPN_FRR`` (``0`` disables the precomputed backup routes).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 
 from os_ken.base import app_manager
@@ -23,10 +29,16 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
+from controllers.core import ControllerCore
+from controllers.link_monitor import LinkMonitor
+from controllers.northbound_api import ControllerApi
 from controllers.southbound import openflow
-from controllers.southbound.netlink import NetlinkError, RouterNetlink
+from controllers.southbound.netlink import RouterNetlink
 from cpn_net import baseline
 from cpn_net.emulation import manifest as manifest_io
+
+LOG = logging.getLogger("cpn.controller")
+DEFAULT_REST_PORT = 8181
 
 
 class CpnController(app_manager.OSKenApp):
@@ -35,36 +47,42 @@ class CpnController(app_manager.OSKenApp):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.run_dir = os.environ["CPN_RUN_DIR"]
-        self.plan = manifest_io.read_manifest(self.run_dir).plan
+        manifest = manifest_io.read_manifest(self.run_dir)
+        self.plan = manifest.plan
         self.flows = baseline.switch_flows(self.plan)
+        self.state_lock = threading.Lock()
         self.state = {
             "pid": os.getpid(), "started_at": time.time(), "topology": self.plan.topology,
             "switches": {str(dpid): {"connected": False, "configured": False, "flows": 0}
                          for dpid in self.flows},
             "routers": {}, "errors": [],
         }
-        self._install_routes()
-        self._save()
+        self.core = ControllerCore(self.plan, netlink_factory=RouterNetlink,
+                                   frr=os.environ.get("CPN_FRR", "1") != "0")
+        self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.save)
+        self.rest = None
+        self.monitor = None
+        try:
+            self.core.install_baseline()
+            self.api.install_declared_policies()
+            self.monitor = LinkMonitor(self.core, on_change=self.save)
+            self.monitor.start()
+            from controllers.northbound.rest import start_rest_server
 
-    def _install_routes(self) -> None:
-        for router, specs in baseline.router_routes(self.plan).items():
-            entry = {"routes": 0}
-            try:
-                session = RouterNetlink(router)
-                try:
-                    for spec in specs:
-                        session.replace_route(spec)
-                        entry["routes"] += 1
-                finally:
-                    session.close()
-            except NetlinkError as err:
-                self.state["errors"].append(str(err))
-                self.logger.error("%s", err)
-            self.state["routers"][router] = entry
+            port = int(os.environ.get("CPN_REST_PORT", DEFAULT_REST_PORT))
+            self.rest = start_rest_server(self.api, host="127.0.0.1", port=port)
+            self.state["rest"] = f"http://127.0.0.1:{port}"
+        except Exception as err:  # reported to the emulator, which stops the boot
+            LOG.exception("controller start-up failed")
+            self.state["errors"].append(f"start-up: {type(err).__name__}: {err}")
+        self.save()
 
-    def _save(self) -> None:
-        self.state["updated_at"] = time.time()
-        manifest_io.write_json_atomic(os.path.join(self.run_dir, "controller.json"), self.state)
+    def save(self) -> None:
+        with self.state_lock:
+            self.state["updated_at"] = time.time()
+            self.state["routers"] = {r: {"routes": n} for r, n in self.core.routes_installed.items()}
+            self.state["core"] = self.core.status()
+            manifest_io.write_json_atomic(os.path.join(self.run_dir, "controller.json"), self.state)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features(self, ev):
@@ -72,21 +90,21 @@ class CpnController(app_manager.OSKenApp):
         entry = self.state["switches"].get(str(datapath.id))
         if entry is None:
             self.state["errors"].append(f"unknown switch dpid {datapath.id} connected; ignored")
-            self._save()
+            self.save()
             return
         datapath.send_msg(openflow.delete_all_flows(datapath))
         for spec in self.flows[datapath.id]:
             datapath.send_msg(openflow.flow_mod(datapath, spec))
         datapath.send_msg(datapath.ofproto_parser.OFPBarrierRequest(datapath))
         entry.update(connected=True, configured=False, flows=len(self.flows[datapath.id]))
-        self._save()
+        self.save()
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply(self, ev):
         entry = self.state["switches"].get(str(ev.msg.datapath.id))
         if entry is not None and entry["connected"]:
             entry["configured"] = True
-            self._save()
+            self.save()
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     def state_change(self, ev):
@@ -94,11 +112,18 @@ class CpnController(app_manager.OSKenApp):
             entry = self.state["switches"].get(str(ev.datapath.id))
             if entry is not None:
                 entry.update(connected=False, configured=False)
-                self._save()
+                self.save()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def error_msg(self, ev):
         msg = ev.msg
-        self.state["errors"].append(
-            f"switch {msg.datapath.id}: OpenFlow error type={msg.type} code={msg.code}")
-        self._save()
+        self.state["errors"].append(f"switch {msg.datapath.id}: OpenFlow error type={msg.type} code={msg.code}")
+        self.save()
+
+    def close(self):
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.rest is not None:
+            self.rest.shutdown()
+        self.core.close()
+        super().close()

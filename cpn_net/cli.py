@@ -6,6 +6,7 @@
     cpn up FILE [--detach]         boot network + controller; --detach returns once reachable
     cpn status [--json]            nodes, links (configured + ground-truth counters), controller
     cpn link set A B [--delay-ms X] [--jitter-ms J] [--loss-pct Y] [--rate-mbps Z|--unshaped] [--down|--up]
+    cpn policy list|add|del        SR policies on the running network (the controller's REST API)
     cpn down                       tear the running network down
     cpn clean                      remove leftovers of crashed runs (only ours)
     cpn controller                 run the os-ken controller alone (normally started by ``cpn up``)
@@ -73,7 +74,8 @@ def _up_foreground(args, topology) -> int:
     from cpn_net.emulation.network import EmulatedNetwork
 
     progress = _progress_printer()
-    network = EmulatedNetwork(topology, ofp_port=args.ofp_port, seed=args.seed, progress=progress)
+    network = EmulatedNetwork(topology, ofp_port=args.ofp_port, rest_port=args.rest_port, frr=not args.no_frr,
+                              seed=args.seed, progress=progress)
     server = None
 
     def on_signal(signum, _frame):
@@ -122,9 +124,11 @@ def _redirect_output(path: str) -> None:
 
 def _up_detached(args) -> int:
     cmd = [sys.executable, "-m", "cpn_net.cli", "up", args.file, "--daemon",
-           "--ofp-port", str(args.ofp_port), "--seed", str(args.seed)]
+           "--ofp-port", str(args.ofp_port), "--rest-port", str(args.rest_port), "--seed", str(args.seed)]
     if args.no_verify:
         cmd.append("--no-verify")
+    if args.no_frr:
+        cmd.append("--no-frr")
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True, text=True)
     try:
@@ -244,6 +248,57 @@ def cmd_clean(args) -> int:
     return EXIT_OK
 
 
+def _northbound():
+    from cpn_net.northbound_client import NorthboundClient, NorthboundError
+
+    manifest = manifest_io.read_json(os.path.join(manifest_io.RUN_DIR, "manifest.json"))
+    if not manifest or not manifest.get("rest_url"):
+        raise NorthboundError(0, "no cpn network is running; start one with `cpn up FILE`")
+    return NorthboundClient(manifest["rest_url"])
+
+
+def cmd_policy(args) -> int:
+    from cpn_net.northbound_client import NorthboundError
+
+    try:
+        client = _northbound()
+        if args.policy_command == "list":
+            policies = client.list_policies()
+            if args.json:
+                print(json.dumps(policies, indent=1))
+            else:
+                print(format_policies(policies))
+        elif args.policy_command == "add":
+            body = {"name": args.name, "headend": args.headend, "to": args.to, "objective": args.objective,
+                    "mode": args.mode}
+            if args.bandwidth_mbps is not None:
+                body["bandwidth_mbps"] = args.bandwidth_mbps
+            if args.waypoint:
+                body["waypoints"] = args.waypoint
+            proto = int(args.proto) if args.proto and args.proto.isdigit() else args.proto
+            flow = {k: v for k, v in (("proto", proto), ("src", args.src), ("src_port", args.src_port),
+                                      ("dst_port", args.dst_port)) if v is not None}
+            if flow:
+                body["flow"] = flow
+            policy = client.add_policy(body)
+            print(format_policies([policy]))
+        elif args.policy_command == "del":
+            client.delete_policy(args.name)
+            print(f"policy {args.name} removed")
+    except NorthboundError as err:
+        print(f"cpn policy {args.policy_command}: {err}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def format_policies(policies: list[dict]) -> str:
+    if not policies:
+        return "no SR policies installed"
+    rows = [[p["name"], p["headend"], p["to"], p["objective"], " > ".join(p["path"]),
+             p["path_delay_ms"], " ".join(p["segments"])] for p in policies]
+    return _table(["policy", "headend", "to", "objective", "path", "delay_ms", "segment list"], rows)
+
+
 def cmd_controller(args) -> int:
     from controllers import runner
 
@@ -308,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ofp-port", type=int, default=6653, help="controller's OpenFlow TCP port")
     p.add_argument("--seed", type=int, default=1, help="seed of the link elements' loss and jitter")
     p.add_argument("--no-verify", action="store_true", help="skip the reachability check")
+    p.add_argument("--rest-port", type=int, default=8181, help="controller's REST northbound TCP port")
+    p.add_argument("--no-frr", action="store_true",
+                   help="no precomputed backup routes: link failures are repaired by the controller only")
     p.add_argument("--daemon", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_up)
 
@@ -329,6 +387,28 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--down", dest="down", action="store_const", const=True)
     state.add_argument("--up", dest="down", action="store_const", const=False)
     q.set_defaults(func=cmd_link_set)
+
+    p = sub.add_parser("policy", help="SR policies of the running network (via the controller's REST API)")
+    policy_sub = p.add_subparsers(dest="policy_command", required=True)
+    q = policy_sub.add_parser("list", help="installed policies with their paths and segment lists")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_policy)
+    q = policy_sub.add_parser("add", help="compute, install and show a policy")
+    q.add_argument("name")
+    q.add_argument("--headend", required=True, help="site whose router encapsulates")
+    q.add_argument("--to", required=True, help="a site (its LAN), a host (k3-1) or an IPv6 prefix")
+    q.add_argument("--objective", default="min_delay", choices=["min_delay", "min_hops", "bandwidth"])
+    q.add_argument("--bandwidth-mbps", type=float, help="with --objective bandwidth: the rate to reserve")
+    q.add_argument("--waypoint", action="append", help="a site to pass through (repeat, in order)")
+    q.add_argument("--mode", default="encap", choices=["encap", "encap.red"])
+    q.add_argument("--proto", help="narrow to one flow: tcp, udp, sctp, icmpv6 or a number")
+    q.add_argument("--src", help="flow source address or prefix (inside the headend's LAN)")
+    q.add_argument("--src-port", type=int)
+    q.add_argument("--dst-port", type=int)
+    q.set_defaults(func=cmd_policy)
+    q = policy_sub.add_parser("del", help="remove a policy (traffic returns to the IGP path)")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_policy)
 
     p = sub.add_parser("down", help="tear the running network down")
     p.set_defaults(func=cmd_down)

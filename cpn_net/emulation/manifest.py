@@ -7,6 +7,7 @@ One cpn network runs per machine at a time; its state lives in :data:`RUN_DIR`
 file                   content
 =====================  =====================================================
 ``manifest.json``      the network plan, topology, link-emulation mode, PIDs
+``topology.<ext>``     a copy of the topology file booted (the controller reads it)
 ``controller.json``    the controller's state (written by the controller)
 ``daemon.pid``         PID of the process that holds the running network
 ``control.sock``       the daemon's control socket (status, link set, down)
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 
 from cpn_net.emulation.plan import NetworkPlan
@@ -77,6 +79,26 @@ def read_manifest(run_dir: str | None = None) -> Manifest:
                          f"understands ({MANIFEST_SCHEMA}); upgrade cpn_net")
     return Manifest(data["run_id"], data["topology"], NetworkPlan.from_dict(data["plan"]),
                     data["link_mode"], data["created_at"], data["processes"])
+
+
+def snapshot_topology(run_dir: str, source: str) -> str | None:
+    """Copy the topology file into the run directory; returns the copy's path."""
+    if not source or not os.path.isfile(source):
+        return None
+    extension = os.path.splitext(source)[1] or ".yaml"
+    target = os.path.join(run_dir, f"topology{extension}")
+    shutil.copyfile(source, target)
+    return target
+
+
+def topology_snapshot(run_dir: str):
+    """The topology the running network was booted from (None without a snapshot)."""
+    from cpn_net.model import load_topology
+
+    for name in sorted(os.listdir(run_dir)):
+        if name.startswith("topology."):
+            return load_topology(os.path.join(run_dir, name))
+    return None
 
 
 def read_json(path: str) -> dict | None:

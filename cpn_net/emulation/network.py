@@ -26,6 +26,7 @@ from cpn_net.emulation.plan import NetworkPlan, build_plan
 from cpn_net.model import addressing
 
 DEFAULT_OFP_PORT = 6653
+DEFAULT_REST_PORT = 8181
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 
 
@@ -74,12 +75,14 @@ def _port_listening(port: int) -> bool:
 class EmulatedNetwork:
     """One running cpn network (one per machine at a time)."""
 
-    def __init__(self, topology, *, run_dir: str = manifest_io.RUN_DIR, ofp_port: int = DEFAULT_OFP_PORT,
-                 seed: int = 1, progress=None) -> None:
+    def __init__(self, topology, *, run_dir: str | None = None, ofp_port: int = DEFAULT_OFP_PORT,
+                 rest_port: int = DEFAULT_REST_PORT, frr: bool = True, seed: int = 1, progress=None) -> None:
         self.topology = topology
         self.plan: NetworkPlan = build_plan(topology)
-        self.run_dir = run_dir
+        self.run_dir = run_dir or manifest_io.RUN_DIR
         self.ofp_port = ofp_port
+        self.rest_port = rest_port
+        self.frr = frr
         self.seed = seed
         self.progress = progress or (lambda message: None)
         self.run_id = uuid.uuid4().hex[:12]
@@ -137,9 +140,11 @@ class EmulatedNetwork:
             raise EmulationError(
                 "these names are already in use by something that is not a cpn network: "
                 f"{', '.join(clashes[:10])}; remove them (or run `cpn clean` if they are cpn leftovers)")
-        if _port_listening(self.ofp_port):
-            raise EmulationError(f"TCP port {self.ofp_port} is already in use; pick another with --ofp-port")
+        for port, option in ((self.ofp_port, "--ofp-port"), (self.rest_port, "--rest-port")):
+            if _port_listening(port):
+                raise EmulationError(f"TCP port {port} is already in use; pick another with {option}")
         os.makedirs(os.path.join(self.run_dir, "links"), exist_ok=True)
+        manifest_io.snapshot_topology(self.run_dir, self.topology.source)
         ensure_ovs_running()
         self.link_mode = linkem.detect_mode()
         self.datapath = ovs_datapath()
@@ -199,7 +204,8 @@ class EmulatedNetwork:
     def _start_controller(self) -> None:
         self.progress("starting the os-ken controller")
         log = open(os.path.join(self.run_dir, "controller.log"), "ab")
-        env = dict(os.environ, CPN_RUN_DIR=self.run_dir)
+        env = dict(os.environ, CPN_RUN_DIR=self.run_dir, CPN_REST_PORT=str(self.rest_port),
+                   CPN_FRR="1" if self.frr else "0")
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "controllers.runner", "--run-dir", self.run_dir,
              "--ofp-port", str(self.ofp_port)],
@@ -234,7 +240,7 @@ class EmulatedNetwork:
                 raise EmulationError("the controller reported errors: " + "; ".join(state["errors"][:5]))
             switches_ok = all(s["configured"] for s in state["switches"].values())
             routers_ok = len(state["routers"]) == len(self.plan.nodes_of("router"))
-            return switches_ok and routers_ok
+            return switches_ok and routers_ok and state.get("rest")
 
         wait_until(ready, 60, "every switch to be configured by the controller")
 
@@ -357,6 +363,8 @@ class EmulatedNetwork:
         data = manifest.to_dict()
         data["ready"] = ready
         data["ofp_port"] = self.ofp_port
+        data["rest_url"] = f"http://127.0.0.1:{self.rest_port}"
+        data["frr"] = self.frr
         data["ovs_datapath"] = self.datapath
         manifest_io.write_json_atomic(os.path.join(self.run_dir, "manifest.json"), data)
 
@@ -399,7 +407,9 @@ def _node_setup_script(node) -> str:
         else:
             cmds.append(f"sysctl -qw net.ipv6.conf.{intf.name}.accept_dad=0")
         if node.kind == "router":
-            cmds.append(f"sysctl -qw net.ipv6.conf.{intf.name}.seg6_enabled=1")
+            # Fast reroute: a route whose interface lost carrier is skipped, so the backup matches.
+            cmds.append(f"sysctl -qw net.ipv6.conf.{intf.name}.seg6_enabled=1 "
+                        f"net.ipv6.conf.{intf.name}.ignore_routes_with_linkdown=1")
         cmds.append(f"ip link set dev {intf.name} mtu {intf.mtu}")
         # Userspace OVS and AF_PACKET elements need complete checksums and no TSO/GSO/GRO.
         cmds.append(f"ethtool -K {intf.name} tx off tso off gso off gro off >/dev/null")

@@ -24,7 +24,7 @@ from cpn_net.model.errors import ModelError, Problem, TopologyError, UnknownName
 from cpn_net.model.geo import DEFAULT_LINK_DELAY_MS, DEFAULT_ROUTE_FACTOR, FIBRE_US_PER_KM
 from cpn_net.model.loader import load_topology
 from cpn_net.model.summary import summarize
-from cpn_net.model.topology import Client, ComputeNode, Host, Link, Service, Site, Topology
+from cpn_net.model.topology import Client, ComputeNode, Host, Link, PolicyFlow, Service, Site, SRPolicySpec, Topology
 
 __all__ = [
     "DEFAULT_LINK_DELAY_MS",
@@ -35,7 +35,9 @@ __all__ = [
     "Host",
     "Link",
     "ModelError",
+    "PolicyFlow",
     "Problem",
+    "SRPolicySpec",
     "Service",
     "Site",
     "Topology",

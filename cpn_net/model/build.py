@@ -1,7 +1,7 @@
 """Turn the mappings read from any topology format into a validated Topology.
 
 Every loader (YAML, node-link JSON, GraphML) reduces its file to the same
-shape — a :class:`Header` plus one :class:`Entry` per site, link and service,
+shape — a :class:`Header` plus one :class:`Entry` per site, link, service and policy,
 each spelled like the YAML format (:mod:`cpn_net.model.schema`) — and hands it
 to :func:`build_topology`, so the rules are written once. Problems are
 collected in a :class:`~cpn_net.model.errors.ProblemLog` and raised together.
@@ -17,6 +17,7 @@ import networkx as nx
 from cpn_net.model import addressing
 from cpn_net.model.errors import ProblemLog, unknown_fix
 from cpn_net.model.geo import DEFAULT_ROUTE_FACTOR, FIBRE_US_PER_KM, fibre_delay_ms, great_circle_km
+from cpn_net.model.policies import read_policies
 from cpn_net.model.schema import (
     COMPUTE_DEFAULTS,
     COMPUTE_FIELDS,
@@ -117,6 +118,7 @@ def build_topology(
     fallback_delay_ms: float | None = None,
     sites_key: str = "sites",
     links_key: str = "links",
+    policies: list[Entry] | None = None,
 ) -> Topology:
     """Check every rule and build the topology, or raise all problems at once.
 
@@ -135,6 +137,8 @@ def build_topology(
         ``delay_ms`` (with a note). None makes that a problem, as in YAML.
     sites_key, links_key : str
         How the format calls its list of sites and links, for messages.
+    policies : list of Entry, optional
+        SR policies (:mod:`cpn_net.model.policies`); formats without them pass none.
 
     Returns
     -------
@@ -160,6 +164,8 @@ def build_topology(
     by_name = {s.name: s for s in built}
     made_links = _read_links(log, links, by_name, bad_names, header, notes, fallback_delay_ms, links_key)
     made_services = _read_services(log, services, built)
+    policy_entries = [e for e in policies or [] if _as_mapping(log, e, "policy")]
+    made_policies = read_policies(log, policy_entries, built, made_links, bad_names)
     if not log.problems:
         _check_connected(log, built, made_links, links_key)
     log.raise_if_any()
@@ -172,6 +178,7 @@ def build_topology(
         links=tuple(made_links),
         services=tuple(made_services),
         notes=tuple(notes),
+        policies=tuple(made_policies),
     )
 
 

@@ -15,7 +15,8 @@ Layout (either ``links`` or ``edges`` holds the links)::
   ``Longitude``), ``clients``, ``compute``. Link keys as YAML links, with
   ``source``/``target`` for the ends. ``graph`` holds the YAML top-level keys
   ``name`` (default: the file name), ``description``, ``route_factor``,
-  ``defaults``, ``services``.
+  ``defaults``, ``services``, ``policies`` (SR policies, as in YAML, naming
+  sites by name).
 - Unknown keys are rejected like in YAML. Directed graphs and multigraphs are
   rejected: links carry both directions, one per pair of sites.
 - Without ``graph.services`` the topology gets the service
@@ -44,7 +45,7 @@ from cpn_net.model.schema import DEFAULT_SERVICE, DEFAULT_SERVICE_NOTE, TOP_FIEL
 from cpn_net.model.topology import Topology
 
 _TOP_KEYS = ("directed", "multigraph", "graph", "nodes", "links", "edges")
-_GRAPH_FIELDS = {k: TOP_FIELDS[k] for k in ("name", "description", "route_factor", "defaults", "services")}
+_GRAPH_FIELDS = {k: TOP_FIELDS[k] for k in ("name", "description", "route_factor", "defaults", "services", "policies")}
 _COORD_SPELLINGS = {"lat": "Latitude", "lon": "Longitude"}
 
 
@@ -124,7 +125,9 @@ def parse_node_link(text: str, file: str = "<string>", *, default_service: bool 
         services = [Entry(f"graph.services[{i}]", item) for i, item in enumerate(top.get("services", []))]
     else:
         services, notes = _default_service(default_service, sites)
-    return build_topology(log, file, header, sites, links, services, notes, sites_key="nodes", links_key=links_key)
+    policies = [Entry(f"graph.policies[{i}]", item) for i, item in enumerate(top.get("policies") or [])]
+    return build_topology(log, file, header, sites, links, services, notes, sites_key="nodes", links_key=links_key,
+                          policies=policies)
 
 
 def _list(log: ProblemLog, document: dict, key: str, required: bool) -> list:

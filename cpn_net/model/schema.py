@@ -20,6 +20,8 @@ A topology is a YAML mapping (``.yaml``/``.yml``)::
       - {a: beijing, b: shanghai, delay_ms: 5, jitter_ms: 0.5, loss_pct: 0.1, rate_mbps: 100}
     services:                         # optional
       - {name: infer, anycast: "2001:db8:ffff::1", port: 8080, compute: [k1-1, guiyang]}
+    policies:                         # optional: SR policies the controller installs
+      - {name: bj-gy, headend: beijing, to: guiyang, objective: min_hops, waypoints: [shanghai]}
 
 Link keys: ``a``, ``b`` (site names), ``delay_ms`` (one way, >= 0; omitted:
 derived from the sites' coordinates, see :mod:`cpn_net.model.geo`),
@@ -38,7 +40,21 @@ ranges of :mod:`cpn_net.model.addressing`: site LANs, locators, WAN links),
 ``port`` (1..65535), ``compute`` (node names such as ``k1-1`` or site names
 meaning all that site's compute nodes; default every compute node).
 
-Keys ``slices``, ``policies`` and ``scenario`` are reserved for later versions.
+Policy keys (SR policies, RFC 9256; checked by :mod:`cpn_net.model.policies`):
+``name`` (unique), ``headend`` (the site whose router encapsulates), ``to`` (a
+site name: its LAN /64; a host name such as ``k3-1``: its /128, decapsulated
+with End.DX6 towards it; or a quoted IPv6 prefix, e.g. a service's anycast
+address), ``flow`` (optional 5-tuple narrowing: ``proto`` tcp, udp, sctp,
+icmpv6 or 1..255; ``src`` an address or prefix inside the headend's LAN;
+``src_port``/``dst_port`` 1..65535, only with tcp, udp or sctp), ``objective``
+(``min_delay`` default, ``min_hops``, ``bandwidth``), ``bandwidth_mbps`` (> 0,
+required with and only with objective ``bandwidth``), ``waypoints`` (sites to
+visit in order; not the headend, not the destination site, no repeats),
+``mode`` (``encap`` default or ``encap.red``: H.Encaps / H.Encaps.Red, RFC 8986
+§5.1, §5.2), ``backup`` (bool, default true: precompute a link-disjoint
+backup path).
+
+Keys ``slices`` and ``scenario`` are reserved for later versions.
 Networkx node-link JSON and Topology Zoo GraphML are imported into the same
 model (:mod:`cpn_net.model.node_link`, :mod:`cpn_net.model.graphml`).
 
@@ -56,19 +72,21 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from cpn_net.model import addressing
-from cpn_net.model.errors import ProblemLog, unknown_fix
+from cpn_net.model.errors import ProblemLog, did_you_mean, unknown_fix
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 NAME_RULE = "1-63 lower-case letters, digits, '-' or '_', not starting with '-' or '_'"
 # Site names that read like another node's name would mislead on every capture.
 PLAN_LIKE_NAME = re.compile(r"[rs]\d+|[ku]\d+-\d+|l\d+x\d+")
 MAX_WORKERS = 4096
-RESERVED_KEYS = ("slices", "policies", "scenario")
+RESERVED_KEYS = ("slices", "scenario")
 # Words people write for a key, mapped to the key, for "did you mean" hints.
 KEY_ALIASES = {
     "latitude": "lat", "longitude": "lon", "lng": "lon", "delay": "delay_ms", "latency": "delay_ms",
     "latency_ms": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct", "rate": "rate_mbps",
     "bandwidth": "rate_mbps", "bw": "rate_mbps", "address": "anycast", "ip": "anycast", "hosts": "clients",
+    "via": "waypoints", "destination": "to", "dest": "to", "from": "headend", "ingress": "headend",
+    "protocol": "proto", "sport": "src_port", "dport": "dst_port", "source": "src",
 }
 #: The service importers add when a file names none, matching the flagship's.
 DEFAULT_SERVICE = {"name": "infer", "anycast": "2001:db8:ffff::1", "port": 8080}
@@ -80,7 +98,8 @@ DEFAULT_SERVICE_NOTE = (f"no services given: added {DEFAULT_SERVICE['name']} at 
 class Field:
     """One key of a mapping: its kind, bounds and the fix hint for bad values.
 
-    ``kind`` is ``number``, ``int``, ``name``, ``text`` or ``address``.
+    ``kind`` is ``number``, ``int``, ``bool``, ``name``, ``text``, ``address``,
+    ``list``, ``mapping`` or ``choice`` (one of the strings in ``choices``).
     ``at_least``/``at_most`` are inclusive bounds, ``above``/``below`` exclusive.
     """
 
@@ -91,6 +110,7 @@ class Field:
     at_most: float | None = None
     below: float | None = None
     nullable: bool = False
+    choices: tuple[str, ...] = ()
 
     def bounds_text(self) -> str:
         low = high = None
@@ -171,6 +191,35 @@ TOP_FIELDS: dict[str, Field] = {
     "sites": Field("list", "list the sites"),
     "links": Field("list", "list the links"),
     "services": Field("list", "list the services"),
+    "policies": Field("list", "list the SR policies"),
+}
+
+#: Policy objectives: the first two are :mod:`cpn_net.srv6.paths` objectives;
+#: ``bandwidth`` is least delay among paths with ``bandwidth_mbps`` to spare (CSPF).
+POLICY_OBJECTIVES = ("min_delay", "min_hops", "bandwidth")
+#: Headend behaviours H.Encaps and H.Encaps.Red (RFC 8986 §5.1, §5.2).
+POLICY_MODES = ("encap", "encap.red")
+#: IANA protocol numbers of the names a policy's flow may use.
+PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmpv6": 58}
+#: Protocols whose header starts with source and destination ports.
+PORTED_PROTOCOLS = (6, 17, 132)
+POLICY_FIELDS: dict[str, Field] = {
+    "name": Field("name", "give each policy a name"),
+    "headend": Field("name", "give the name of the site whose router steers the traffic"),
+    # ``to`` and ``flow.proto``/``flow.src`` take several types; policies.py checks them.
+    "to": Field("text", "give a site name, a host name or a quoted IPv6 prefix"),
+    "flow": Field("mapping", "give the flow as a mapping of proto, src, src_port, dst_port", nullable=True),
+    "objective": Field("choice", "use min_delay, min_hops or bandwidth", choices=POLICY_OBJECTIVES),
+    "bandwidth_mbps": Field("number", "give the bandwidth to reserve, above 0 Mbit/s", above=0),
+    "waypoints": Field("list", "list site names to traverse in order", nullable=True),
+    "mode": Field("choice", "use encap (H.Encaps) or encap.red (H.Encaps.Red)", choices=POLICY_MODES),
+    "backup": Field("bool", "write true or false"),
+}
+FLOW_FIELDS: dict[str, Field] = {
+    "proto": Field("text", "use tcp, udp, sctp, icmpv6 or a protocol number 1..255"),
+    "src": Field("text", "give a quoted IPv6 address or prefix inside the headend's LAN"),
+    "src_port": Field("int", "give a port from 1 to 65535", at_least=1, at_most=65535),
+    "dst_port": Field("int", "give a port from 1 to 65535", at_least=1, at_most=65535),
 }
 
 
@@ -208,6 +257,7 @@ def show(value: object) -> str:
 _EXPECTED = {
     "number": ("a number", "write a number such as 5 (true/false are bools, not numbers)"),
     "int": ("an int", "write a whole number such as 4"),
+    "bool": ("a bool", "write true or false, without quotes"),
     "name": ("a name", f"use {NAME_RULE}, quoted if YAML would read it otherwise"),
     "text": ("a string", "write it as text (quote it if needed)"),
     "address": ("an IPv6 address string", "write it quoted, e.g. '2001:db8:ffff::1'"),
@@ -299,10 +349,15 @@ def check_value(log: ProblemLog, key: str, value: Any, field: Field) -> Any:
     """Check one value; return it (converted) or ``_BAD`` after logging why."""
     if value is None and field.nullable:
         return None
-    expected, type_fix = _EXPECTED[field.kind]
+    if field.kind == "choice":
+        expected, type_fix = f"one of {', '.join(field.choices)}", field.fix
+    else:
+        expected, type_fix = _EXPECTED[field.kind]
     good_type = {
         "number": isinstance(value, (int, float)) and not isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "choice": isinstance(value, str),
         "name": isinstance(value, str),
         "text": isinstance(value, str),
         "address": isinstance(value, str),
@@ -327,6 +382,10 @@ def check_value(log: ProblemLog, key: str, value: Any, field: Field) -> Any:
         return _BAD
     if field.kind == "address":
         return _check_anycast(log, key, value, field)
+    if field.kind == "choice" and value not in field.choices:
+        close = did_you_mean(value, field.choices)
+        log.add(key, f"{value!r} is not {expected}", f"did you mean {close!r}?" if close else field.fix)
+        return _BAD
     return value
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from cpn_net.model.policies import policy_lines
 from cpn_net.model.topology import DELAY_SOURCES, Topology
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
 def summarize(topo: Topology) -> str:
-    """Name, sizes, where link delays came from, compute capacity and notes.
+    """Name, sizes, where link delays came from, compute capacity, SR policies and notes.
 
     Parameters
     ----------
@@ -38,7 +39,7 @@ def summarize(topo: Topology) -> str:
         _count(len(topo.clients()), "client"),
         _count(len(nodes), "compute node"),
         _count(len(topo.services), "service"),
-    ]))
+    ] + ([_count(len(topo.policies), "SR policy", "SR policies")] if topo.policies else [])))
     if topo.links:
         by_source = {s: sum(1 for link in topo.links if link.delay_source == s) for s in DELAY_SOURCES}
         delays = [link.delay_ms for link in topo.links]
@@ -48,5 +49,6 @@ def summarize(topo: Topology) -> str:
     free = sum(k.capacity_rps * (1 - k.background_load_pct / 100) for k in nodes)
     lines.append(f"  compute capacity: {total:.0f} req/s ({sum(k.workers for k in nodes)} workers), "
                  f"{free:.0f} req/s free of background load")
+    lines.extend(f"  policy {line}" for line in policy_lines(topo.policies))
     lines.extend(f"  note: {note}" for note in topo.notes)
     return "\n".join(lines)

@@ -28,10 +28,13 @@ import networkx as nx
 
 from cpn_net.model import addressing
 from cpn_net.model.errors import UnknownNameError, unknown_fix
+from cpn_net.model.schema import PROTOCOL_NUMBERS
 
-#: Version of the dictionary layout written by :meth:`Topology.to_dict`.
-TOPOLOGY_DICT_VERSION = 1
+#: Version of the dictionary layout written by :meth:`Topology.to_dict` (2 added ``policies``).
+TOPOLOGY_DICT_VERSION = 2
 DELAY_SOURCES = ("configured", "derived", "default")
+#: What a policy's ``to`` names: a site (its LAN), a host (its /128) or a prefix.
+POLICY_TARGET_KINDS = ("site", "host", "prefix")
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,95 @@ class Service:
 
 
 @dataclass(frozen=True)
+class PolicyFlow:
+    """The 5-tuple fields narrowing an SR policy to one flow; None matches any.
+
+    ``proto`` is an IANA protocol number (the IPv6 Next Header value, RFC
+    8200 §3) of the upper-layer header; ``src`` an IPv6 prefix string
+    (``'2001:db8:1::1:1/128'`` for one address) inside the headend's LAN.
+    The destination is the policy's ``to``.
+
+    Examples
+    --------
+    >>> flow = PolicyFlow(proto=17, dst_port=5001)
+    >>> flow.proto_name, flow.describe()
+    ('udp', 'udp dport 5001')
+    """
+
+    proto: int | None = None
+    src: str | None = None
+    src_port: int | None = None
+    dst_port: int | None = None
+
+    @property
+    def proto_name(self) -> str | None:
+        """``tcp``, ``udp``, ``sctp``, ``icmpv6``, the number as text, or None."""
+        if self.proto is None:
+            return None
+        names = {number: name for name, number in PROTOCOL_NUMBERS.items()}
+        return names.get(self.proto, str(self.proto))
+
+    def describe(self) -> str:
+        """The flow in the words of ``ip rule``: protocol, source, ports."""
+        parts = [self.proto_name or "", f"from {self.src}" if self.src else "",
+                 f"sport {self.src_port}" if self.src_port is not None else "",
+                 f"dport {self.dst_port}" if self.dst_port is not None else ""]
+        return " ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class SRPolicySpec:
+    """An SR policy as declared in a topology file (RFC 9256 §2: headend, endpoint).
+
+    The controller computes its path and segment list
+    (:mod:`cpn_net.srv6.paths`, :mod:`cpn_net.srv6.policy`); the model only
+    guarantees the declaration fits the topology.
+
+    Attributes
+    ----------
+    name : str
+        Unique in the topology.
+    headend : str
+        The site whose router encapsulates (H.Encaps, RFC 8986 §5.1).
+    to_kind : {"site", "host", "prefix"}
+        ``site``: steers the site's LAN /64; ``host``: the host's /128, the
+        last segment an End.DX6 towards it; ``prefix``: ``to`` itself, the
+        egress chosen from the routing.
+    to : str
+        A site name, a host name, or a normalised prefix (``'2001:db8:ffff::1/128'``).
+    flow : PolicyFlow or None
+        Narrows the policy to one flow; None steers all traffic to ``to``.
+    objective : {"min_delay", "min_hops", "bandwidth"}
+    bandwidth_mbps : float or None
+        Set exactly when ``objective`` is ``bandwidth``.
+    waypoints : tuple of str
+        Sites to traverse in order.
+    mode : {"encap", "encap.red"}
+    backup : bool
+        Precompute a link-disjoint backup path.
+
+    Examples
+    --------
+    >>> from cpn_net.model import load_topology
+    >>> topo = load_topology("topologies/tiny-policies.yaml")
+    >>> p = topo.policy("east-west-direct")
+    >>> p.headend, p.to_kind, p.to, p.objective, p.waypoints
+    ('east', 'site', 'west', 'min_hops', ())
+    """
+
+    name: str
+    headend: str
+    to_kind: str
+    to: str
+    flow: PolicyFlow | None = None
+    objective: str = "min_delay"
+    bandwidth_mbps: float | None = None
+    waypoints: tuple[str, ...] = ()
+    mode: str = "encap"
+    backup: bool = True
+
+
+@dataclass(frozen=True)
 class Topology:
     """A whole validated topology; see the module docstring for an example."""
 
@@ -181,6 +273,7 @@ class Topology:
     links: tuple[Link, ...]
     services: tuple[Service, ...]
     notes: tuple[str, ...] = ()
+    policies: tuple[SRPolicySpec, ...] = ()
 
     @cached_property
     def _sites_by_name(self) -> dict[str, Site]:
@@ -275,6 +368,65 @@ class Topology:
         names = [s.name for s in self.services]
         raise UnknownNameError(f"topology {self.name} has no service {name!r}; {unknown_fix(name, names, 'services')}")
 
+    def policy(self, name: str) -> SRPolicySpec:
+        """The SR policy called ``name``.
+
+        Raises
+        ------
+        UnknownNameError
+            If there is no such policy.
+
+        Examples
+        --------
+        >>> from cpn_net.model import load_topology
+        >>> load_topology("topologies/tiny-policies.yaml").policy("echo-udp-to-k3-1").flow.dst_port
+        5001
+        """
+        for policy in self.policies:
+            if policy.name == name:
+                return policy
+        names = [p.name for p in self.policies]
+        raise UnknownNameError(f"topology {self.name} has no policy {name!r}; {unknown_fix(name, names, 'policies')}")
+
+    def steered_prefix(self, policy: SRPolicySpec | str) -> ipaddress.IPv6Network:
+        """The destination prefix a policy (or policy name) steers at its headend.
+
+        A site's LAN /64, a host's /128, or the declared prefix.
+
+        Examples
+        --------
+        >>> from cpn_net.model import load_topology
+        >>> topo = load_topology("topologies/tiny-policies.yaml")
+        >>> str(topo.steered_prefix("east-west-direct")), str(topo.steered_prefix("echo-udp-to-k3-1"))
+        ('2001:db8:3::/64', '2001:db8:3::2:1/128')
+        """
+        policy = self.policy(policy) if isinstance(policy, str) else policy
+        if policy.to_kind == "site":
+            return self.site(policy.to).lan
+        if policy.to_kind == "host":
+            return ipaddress.IPv6Network(self.host(policy.to).address)
+        return ipaddress.IPv6Network(policy.to)
+
+    def destination_site(self, policy: SRPolicySpec | str) -> str | None:
+        """The site where a policy's traffic leaves the SR domain, if the model knows it.
+
+        The site itself, the host's site, or the site whose LAN contains the
+        prefix; None for other prefixes (the controller picks the egress).
+
+        Examples
+        --------
+        >>> from cpn_net.model import load_topology
+        >>> load_topology("topologies/tiny-policies.yaml").destination_site("echo-udp-to-k3-1")
+        'west'
+        """
+        policy = self.policy(policy) if isinstance(policy, str) else policy
+        if policy.to_kind == "site":
+            return policy.to
+        if policy.to_kind == "host":
+            return self.host(policy.to).site
+        prefix = ipaddress.IPv6Network(policy.to)
+        return next((s.name for s in self.sites if prefix.subnet_of(s.lan)), None)
+
     def graph(self) -> nx.Graph:
         """The site graph: nodes are site names, edges carry the link parameters.
 
@@ -337,6 +489,28 @@ class Topology:
                 for s in self.services
             ],
             "notes": list(self.notes),
+            "policies": [self._policy_dict(p) for p in self.policies],
+        }
+
+    def _policy_dict(self, policy: SRPolicySpec) -> dict:
+        flow = policy.flow
+        return {
+            "name": policy.name,
+            "headend": policy.headend,
+            "headend_router": self.site(policy.headend).router,
+            "to_kind": policy.to_kind,
+            "to": policy.to,
+            "steered_prefix": str(self.steered_prefix(policy)),
+            "destination_site": self.destination_site(policy),
+            "flow": None if flow is None else {
+                "proto": flow.proto, "proto_name": flow.proto_name, "src": flow.src,
+                "src_port": flow.src_port, "dst_port": flow.dst_port,
+            },
+            "objective": policy.objective,
+            "bandwidth_mbps": policy.bandwidth_mbps,
+            "waypoints": list(policy.waypoints),
+            "mode": policy.mode,
+            "backup": policy.backup,
         }
 
 

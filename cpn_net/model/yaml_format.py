@@ -114,8 +114,9 @@ def parse_yaml_topology(text: str, file: str = "<string>") -> Topology:
                     "remove it (it is reserved for a later version of the format)")
     top = Reader(log, "", {k: v for k, v in document.items() if k not in RESERVED_KEYS}, TOP_FIELDS)
     header = read_header(log, top)
-    lists = {key: _entries(top, key) for key in ("sites", "links", "services")}
-    return build_topology(log, file, header, lists["sites"], lists["links"], lists["services"])
+    lists = {key: _entries(top, key) for key in ("sites", "links", "services", "policies")}
+    return build_topology(log, file, header, lists["sites"], lists["links"], lists["services"],
+                          policies=lists["policies"])
 
 
 def _entries(top: Reader, key: str) -> list[Entry]:

@@ -161,12 +161,22 @@ def test_routes_reach_every_other_lan_and_locator_along_igp_paths(plan):
 
 def test_router_routes_on_tiny_are_exactly_these():
     routes = router_routes(build_plan(load_topology("topologies/tiny.yaml")))
-    assert routes["r1"] == [
+    assert sorted(routes["r1"]) == sorted([
         RouteSpec("2001:db8:2::/64", "fd00:1::2", "r1-eth1"),
         RouteSpec("fcbb:bb00:2::/48", "fd00:1::2", "r1-eth1"),
         RouteSpec("2001:db8:3::/64", "fd00:1::2", "r1-eth1"),
         RouteSpec("fcbb:bb00:3::/48", "fd00:1::2", "r1-eth1"),
-    ]
+    ])
+
+
+def test_interface_plan_read_off_the_plan_agrees_with_the_srv6_naming_convention():
+    """Two descriptions of one convention (plan.py, InterfacePlan.by_link_number) must agree."""
+    from cpn_net.baseline import interface_plan, site_graph
+    from cpn_net.srv6.interfaces import InterfacePlan
+
+    for path in ("topologies/tiny.yaml", "topologies/east-data-west-compute.yaml"):
+        plan = build_plan(load_topology(path))
+        assert interface_plan(plan) == InterfacePlan.by_link_number(site_graph(plan))
 
 
 def test_no_route_points_at_the_router_itself(plan):

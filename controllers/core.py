@@ -1,0 +1,260 @@
+"""The controller's state and the actions it takes on routers, free of os-ken.
+
+:class:`ControllerCore` owns the network plan, which links are up, the SR
+policies installed, and one netlink session per router. The os-ken app
+(:mod:`controllers.cpn_controller`), the REST northbound and the link monitor
+call it; every decision is delegated to the pure core (:mod:`cpn_net.baseline`,
+:mod:`cpn_net.srv6`). One lock serialises every change.
+
+Unit tests drive it with a fake netlink (:class:`cpn_net.srv6.fake_netlink`-style
+objects with ``route(op, spec)`` and ``rule(op, spec)``); integration tests with
+the real kernel.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from cpn_net.baseline import interface_plan, router_specs, site_graph
+from cpn_net.srv6.baseline import igp_routes
+from cpn_net.srv6.errors import PathError, PolicyError, SegmentError
+from cpn_net.srv6.frr import BACKUP_METRIC, backup_routes
+from cpn_net.srv6.igp import Igp
+from cpn_net.srv6.paths import link_key
+from cpn_net.srv6.planner import FIRST_FLOW_TABLE, hosts_of_plan, plan_policy, reservations_of
+
+MAX_EVENTS = 200
+
+
+class PolicyConflict(Exception):
+    """A policy with that name (or for that traffic at that headend) exists already."""
+
+
+class UnknownPolicy(KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class ControllerCore:
+    def __init__(self, plan, *, netlink_factory, frr: bool = True, clock=time.monotonic) -> None:
+        self.plan = plan
+        self.netlink_factory = netlink_factory
+        self.frr = frr
+        self.clock = clock
+        self.hosts = hosts_of_plan(plan)
+        self.interfaces = interface_plan(plan)
+        self.routers = {r.site: r.name for r in plan.nodes_of("router")}
+        self.down: set[frozenset] = set()
+        self.sessions: dict = {}
+        self.policies: dict = {}
+        self.tables: dict[str, int] = {}
+        self.backups: dict[str, set] = {}
+        self.routes_installed: dict[str, int] = {}
+        self.events: list[dict] = []
+        self.errors: list[str] = []
+        self.lock = threading.RLock()
+
+    # ----------------------------------------------------------- plumbing
+    def session(self, router: str):
+        """This thread's netlink session with ``router``.
+
+        pyroute2 0.9 sockets belong to the thread that opened them (its event
+        loop): used from another thread they silently miss replies and events.
+        The REST server, the link monitor and os-ken each get their own.
+        """
+        key = (threading.get_ident(), router)
+        if key not in self.sessions:
+            self.sessions[key] = self.netlink_factory(router)
+        return self.sessions[key]
+
+    def graph(self):
+        return site_graph(self.plan, frozenset(self.down))
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
+
+    def _event(self, **fields) -> dict:
+        fields["at"] = time.time()
+        self.events.append(fields)
+        del self.events[:-MAX_EVENTS]
+        return fields
+
+    # ------------------------------------------------------------ baseline
+    def install_baseline(self) -> dict:
+        """IGP routes, local SIDs and (with FRR) backup routes on every router."""
+        with self.lock:
+            started = self.clock()
+            graph = self.graph()
+            igp = Igp(graph)
+            for router, specs in router_specs(self.plan, graph, igp=igp).items():
+                session = self.session(router)
+                for spec in specs:
+                    session.route("replace", spec)
+                self.routes_installed[router] = len(specs)
+            if self.frr:
+                self._install_backups(graph, igp)
+            return self._event(kind="baseline", duration_ms=round((self.clock() - started) * 1000, 3),
+                               routes=sum(self.routes_installed.values()),
+                               backups=sum(len(b) for b in self.backups.values()))
+
+    def _install_backups(self, graph, igp) -> None:
+        for site, router in self.routers.items():
+            specs = backup_routes(graph, site, self.interfaces, igp=igp) if site in graph else []
+            session = self.session(router)
+            for spec in specs:
+                session.route("replace", spec)
+            wanted = {spec["dst"] for spec in specs}
+            for dst in self.backups.get(router, set()) - wanted:
+                session.route("del", {"dst": dst, "priority": BACKUP_METRIC})
+            self.backups[router] = wanted
+
+    # ---------------------------------------------------------- link state
+    def wan_link_of(self, router: str, ifname: str):
+        for link in self.plan.wan_links:
+            if (link.router_a, link.intf_a) == (router, ifname) or (link.router_b, link.intf_b) == (router, ifname):
+                return link
+        return None
+
+    def link_changed(self, site_a: str, site_b: str, up: bool, source: str) -> dict | None:
+        """A WAN link went down or came back: reconverge. Returns the event, None if nothing changed."""
+        key = frozenset((site_a, site_b))
+        with self.lock:
+            if up == (key not in self.down):
+                return None
+            (self.down.discard if up else self.down.add)(key)
+            return self.reconverge(f"link {site_a}-{site_b} {'up' if up else 'down'} ({source})",
+                                   changed=key, up=up)
+
+    def reconverge(self, reason: str, changed=None, up: bool = True) -> dict:
+        """Recompute routes, backups and affected policies for the links that are up now."""
+        with self.lock:
+            started = self.clock()
+            graph = self.graph()
+            igp = Igp(graph)
+            for site, router in self.routers.items():
+                session = self.session(router)
+                for spec in igp_routes(graph, site, self.interfaces, igp=igp):
+                    session.route("replace", spec)
+            routes_ms = (self.clock() - started) * 1000
+            if self.frr:
+                self._install_backups(graph, igp)
+            rerouted, failed = [], []
+            for name, planned in list(self.policies.items()):
+                affected = up or (changed is not None and link_key(*sorted(changed)) in
+                                  {link_key(*l) for l in planned.links()})
+                if not affected:
+                    continue
+                try:
+                    if self._replan(name, graph, igp):
+                        rerouted.append(name)
+                except (PolicyError, PathError, SegmentError) as err:
+                    failed.append(f"{name}: {err}")
+            self.errors.extend(failed)
+            return self._event(kind="reconverge", reason=reason,
+                               routes_ms=round(routes_ms, 3),
+                               duration_ms=round((self.clock() - started) * 1000, 3),
+                               policies_rerouted=rerouted, policies_failed=failed)
+
+    def _replan(self, name: str, graph, igp) -> bool:
+        old = self.policies[name]
+        others = [p for n, p in self.policies.items() if n != name]
+        reservations = {k: v for k, v in reservations_of(others).items() if graph.has_edge(*k)}
+        new = plan_policy(graph, old.spec, self.interfaces, self.hosts, igp=igp,
+                          reservations_mbps=reservations, table=self.tables.get(name))
+        if new.compiled == old.compiled:
+            return False
+        session = self.session(new.compiled.router)
+        # Same destination, table and metric: "replace" swaps the route atomically.
+        for spec in new.compiled.routes:
+            session.route("replace", spec)
+        self.policies[name] = new
+        return True
+
+    # ------------------------------------------------------------ policies
+    def add_policy(self, spec) -> dict:
+        """Plan and install one SR policy; on any failure nothing of it stays installed."""
+        with self.lock:
+            if spec.name in self.policies:
+                raise PolicyConflict(f"policy {spec.name!r} exists already; delete it first or pick another name")
+            graph = self.graph()
+            if spec.headend not in graph:
+                raise PolicyError(f"policy {spec.name!r}: headend {spec.headend!r} is not a site of this network")
+            table = self._free_table() if getattr(spec, "flow", None) is not None else None
+            reservations = {k: v for k, v in reservations_of(self.policies.values()).items()
+                            if graph.has_edge(*k)}
+            planned = plan_policy(graph, spec, self.interfaces, self.hosts, igp=Igp(graph),
+                                  reservations_mbps=reservations, table=table)
+            for other in self.policies.values():
+                if other.compiled.router == planned.compiled.router and \
+                        other.policy.destination == planned.policy.destination:
+                    raise PolicyConflict(f"policy {spec.name!r}: policy {other.spec.name!r} already steers "
+                                         f"{planned.policy.destination} at {spec.headend}")
+            self._install(planned)
+            self.policies[spec.name] = planned
+            if table is not None:
+                self.tables[spec.name] = table
+            self._event(kind="policy_added", policy=spec.name, path=list(planned.path.sites))
+            return planned.to_dict()
+
+    def _free_table(self) -> int:
+        used = set(self.tables.values())
+        table = FIRST_FLOW_TABLE
+        while table in used:
+            table += 1
+        return table
+
+    def _install(self, planned) -> None:
+        session = self.session(planned.compiled.router)
+        done = []
+        try:
+            for spec in planned.compiled.routes:
+                session.route("add", spec)
+                done.append(("route", spec))
+            for spec in planned.compiled.rules:
+                session.rule("add", spec)
+                done.append(("rule", spec))
+        except Exception:
+            removal = planned.compiled.removal()
+            for kind, spec in reversed(done):
+                if kind == "rule":
+                    session.rule("del", spec)
+                else:
+                    session.route("del", removal.routes[planned.compiled.routes.index(spec)])
+            raise
+
+    def delete_policy(self, name: str) -> dict:
+        with self.lock:
+            planned = self.policies.get(name)
+            if planned is None:
+                raise UnknownPolicy(f"no policy named {name!r}; `cpn policy list` shows the installed ones")
+            removal = planned.compiled.removal()
+            session = self.session(removal.router)
+            for spec in removal.rules:
+                session.rule("del", spec)
+            for spec in removal.routes:
+                session.route("del", spec)
+            del self.policies[name]
+            self.tables.pop(name, None)
+            self._event(kind="policy_deleted", policy=name)
+            return planned.to_dict()
+
+    def list_policies(self) -> list[dict]:
+        with self.lock:
+            return [p.to_dict() for p in self.policies.values()]
+
+    def get_policy(self, name: str) -> dict:
+        with self.lock:
+            if name not in self.policies:
+                raise UnknownPolicy(f"no policy named {name!r}; `cpn policy list` shows the installed ones")
+            return self.policies[name].to_dict()
+
+    def status(self) -> dict:
+        with self.lock:
+            return {"frr": self.frr, "links_down": sorted("-".join(sorted(k)) for k in self.down),
+                    "routes": dict(self.routes_installed),
+                    "backups": {r: len(b) for r, b in self.backups.items()},
+                    "policies": sorted(self.policies), "events": self.events[-20:],
+                    "errors": self.errors[-20:]}

@@ -1,0 +1,442 @@
+"""The OpenAPI 3.1 document of the controller's REST northbound.
+
+The document is plain Python data assembled from :class:`Section` s, one per
+concern (core: index, status, topology, link events; policies). The REST
+server serves it at ``GET /openapi.json`` and checks request bodies against
+its schemas (:mod:`controllers.northbound.schema_check`), so it is the
+contract, not a description written after the fact.
+
+Adding a concern later (telemetry, services, slices) takes two steps:
+
+1. write a ``Section`` with its paths (built with :func:`operation`,
+   :func:`json_body`, :func:`response`, :func:`path_parameter`,
+   :func:`schema_ref`) and its schemas, and append it to :data:`SECTIONS`;
+2. add the matching :class:`~controllers.northbound.rest.Route` s in
+   :mod:`controllers.northbound.rest`.
+
+A unit test fails while routes and paths disagree, and another while any
+``$ref`` dangles.
+
+Errors share one body, ``{"error": {"status", "message", "details"}}``
+(schema ``Error``), published once per status under
+``components/responses`` and referenced by every operation.
+
+Examples
+--------
+>>> doc = openapi_document()
+>>> doc["openapi"], sorted(doc["paths"]["/policies"])
+('3.1.0', ['get', 'post'])
+>>> doc["components"]["schemas"]["PolicyRequest"]["properties"]["mode"]["enum"]
+['encap', 'encap.red']
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import cpn_net
+from controllers.northbound.errors import SchemaError
+from cpn_net.model.schema import NAME_PATTERN, NAME_RULE
+from cpn_net.northbound_client import DEFAULT_URL
+from cpn_net.srv6.paths import OBJECTIVES
+from cpn_net.srv6.policy import MODES
+
+OPENAPI_VERSION = "3.1.0"
+#: The error responses, by status: component name and when it is answered.
+ERROR_RESPONSES = {
+    400: ("BadRequest", "Malformed request: not JSON, not an object, a field of the wrong type or an unknown field."),
+    404: ("NotFound", "No such path, or no such object (policy) under it."),
+    405: ("MethodNotAllowed", "The path exists but not with this method; the Allow header lists the methods."),
+    409: ("Conflict", "An object with this name already exists."),
+    411: ("LengthRequired", "The body was sent chunked; send it with a Content-Length."),
+    413: ("PayloadTooLarge", "The body is larger than the server accepts (1 MiB)."),
+    415: ("UnsupportedMediaType", "A request body must be sent with Content-Type: application/json."),
+    422: ("UnprocessableContent", "Well-formed but invalid or infeasible: unknown node, no path meets the "
+                                  "constraints. Nothing was changed."),
+    500: ("InternalError", "The controller failed unexpectedly; whatever was half-installed was rolled back. "
+                           "The message names the exception; the controller's log has the traceback."),
+}
+#: Statuses every operation with a JSON request body can answer, besides its own.
+BODY_ERRORS = (400, 411, 413, 415)
+
+_SITE = {"type": "string", "minLength": 1, "description": "A site's name in the topology file, e.g. east."}
+_PORT = {"type": "integer", "minimum": 0, "maximum": 65535}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One concern of the API: its paths, its schemas and the tag grouping them.
+
+    Parameters
+    ----------
+    tag : str
+        Tag name; every operation of the section gets it.
+    description : str
+        The tag's description.
+    paths : mapping
+        OpenAPI Path Item objects by path template (``/policies/{name}``).
+    schemas : mapping
+        Schema objects by component name, referenced with :func:`schema_ref`.
+
+    Examples
+    --------
+    >>> hello = Section("hello", "Greetings.", {"/hello": {"get": operation(
+    ...     "Say hello", "getHello", {"200": response("A greeting.", {"type": "string"})})}})
+    >>> doc = openapi_document([hello])
+    >>> doc["paths"]["/hello"]["get"]["tags"], sorted(doc["paths"]["/hello"]["get"]["responses"])
+    (['hello'], ['200', '500'])
+    """
+
+    tag: str
+    description: str
+    paths: Mapping[str, Mapping[str, Any]]
+    schemas: Mapping[str, Any] = field(default_factory=dict)
+
+
+def schema_ref(name: str) -> dict:
+    """A ``$ref`` to ``#/components/schemas/<name>``.
+
+    Examples
+    --------
+    >>> schema_ref("Policy")
+    {'$ref': '#/components/schemas/Policy'}
+    """
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: Mapping[str, Any], description: str = "") -> dict:
+    """A required ``application/json`` Request Body object (OpenAPI 3.1 §4.8.13).
+
+    Examples
+    --------
+    >>> json_body(schema_ref("LinkEvent"))["content"]["application/json"]["schema"]
+    {'$ref': '#/components/schemas/LinkEvent'}
+    """
+    body = {"required": True, "content": {"application/json": {"schema": dict(schema)}}}
+    if description:
+        body["description"] = description
+    return body
+
+
+def response(description: str, schema: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> dict:
+    """An ``application/json`` Response object (OpenAPI 3.1 §4.8.17).
+
+    Examples
+    --------
+    >>> response("The policies.", {"type": "array"})["content"]["application/json"]["schema"]
+    {'type': 'array'}
+    """
+    answer = {"description": description, "content": {"application/json": {"schema": dict(schema)}}}
+    if headers:
+        answer["headers"] = dict(headers)
+    return answer
+
+
+def path_parameter(name: str, description: str, schema: Mapping[str, Any] | None = None) -> dict:
+    """A required path Parameter object (OpenAPI 3.1 §4.8.12), a string by default.
+
+    Examples
+    --------
+    >>> path_parameter("name", "Policy name.")["in"]
+    'path'
+    """
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": dict(schema or {"type": "string"})}
+
+
+def operation(summary: str, operation_id: str, responses: Mapping[str, Any], *, description: str = "",
+              request_body: Mapping[str, Any] | None = None, parameters: Sequence[Mapping[str, Any]] = (),
+              errors: Sequence[int] = ()) -> dict:
+    """An Operation object (OpenAPI 3.1 §4.8.10) with the shared error responses.
+
+    Parameters
+    ----------
+    summary, operation_id : str
+        ``operation_id`` must be unique in the document.
+    responses : mapping
+        Success responses by status string (``"200"``, ``"201"``).
+    description : str, optional
+    request_body : mapping, optional
+        From :func:`json_body`; adds the :data:`BODY_ERRORS` responses.
+    parameters : sequence of mapping
+        From :func:`path_parameter`.
+    errors : sequence of int
+        Error statuses the operation answers besides 500 (always added),
+        each referencing the shared response in :data:`ERROR_RESPONSES`.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    SchemaError
+        If an error status has no shared response.
+
+    Examples
+    --------
+    >>> op = operation("Delete a policy", "deletePolicy", {"200": response("Removed.", {"type": "object"})},
+    ...                errors=[404])
+    >>> sorted(op["responses"]), op["responses"]["404"]
+    (['200', '404', '500'], {'$ref': '#/components/responses/NotFound'})
+    """
+    statuses = set(errors) | {500} | (set(BODY_ERRORS) if request_body else set())
+    unknown = statuses - set(ERROR_RESPONSES)
+    if unknown:
+        raise SchemaError(f"operation {operation_id}: error statuses {sorted(unknown)} have no shared response; "
+                          f"use {sorted(ERROR_RESPONSES)} or add one to ERROR_RESPONSES")
+    op: dict[str, Any] = {"summary": summary, "operationId": operation_id}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = [dict(p) for p in parameters]
+    if request_body:
+        op["requestBody"] = dict(request_body)
+    op["responses"] = {**{str(k): v for k, v in responses.items()},
+                       **{str(s): {"$ref": f"#/components/responses/{ERROR_RESPONSES[s][0]}"} for s in sorted(statuses)}}
+    return op
+
+
+def _error_schema() -> dict:
+    return {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "description": "Every error answer has this body.",
+        "properties": {"error": {
+            "type": "object", "required": ["status", "message", "details"], "additionalProperties": False,
+            "properties": {
+                "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status."},
+                "message": {"type": "string", "description": "What is wrong and how to fix it, for people."},
+                "details": {"type": "object", "description": "Facts for programs; {} when there are none."},
+            }}},
+    }
+
+
+def _error_responses() -> dict:
+    answers = {}
+    for status, (name, description) in ERROR_RESPONSES.items():
+        answers[name] = response(description, schema_ref("Error"))
+        if status == 405:
+            answers[name]["headers"] = {"Allow": {"description": "The methods the path supports.",
+                                                  "schema": {"type": "string"}}}
+    return answers
+
+
+def _core_section() -> Section:
+    index = {
+        "type": "object", "required": ["service", "version", "openapi", "links"],
+        "properties": {
+            "service": {"type": "string"},
+            "version": {"type": "string", "description": "cpn_net version of the controller."},
+            "openapi": {"type": "string", "description": "Path of this API's OpenAPI document."},
+            "links": {"type": "array", "items": {
+                "type": "object", "required": ["path", "methods"],
+                "properties": {"path": {"type": "string"}, "methods": {"type": "array", "items": {"type": "string"}},
+                               "summary": {"type": "string"}}}},
+        },
+    }
+    status = {
+        "type": "object", "description": "The controller's state; further keys may appear.",
+        "properties": {
+            "topology": {"type": "string", "description": "Name of the running topology."},
+            "pid": {"type": "integer"},
+            "started_at": {"type": "number", "description": "Unix time the controller started, in seconds."},
+            "switches": {"type": "object", "description": "Per datapath id: connected, configured, flows."},
+            "routers": {"type": "object", "description": "Per router: routes installed, errors."},
+            "errors": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    topology = {
+        "type": "object", "description": "The network as the controller sees it; further keys may appear.",
+        "properties": {
+            "name": {"type": "string"},
+            "sites": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "id": {"type": "integer", "minimum": 1, "maximum": 9999}}}},
+            "links": {"type": "array", "items": {"type": "object", "properties": {
+                "a": _SITE, "b": _SITE, "delay_ms": {"type": "number", "minimum": 0},
+                "rate_mbps": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                "loss_pct": {"type": "number", "minimum": 0, "maximum": 100},
+                "up": {"type": "boolean", "description": "False while administratively down."}}}},
+        },
+    }
+    link_event = {
+        "type": "object", "required": ["a", "b", "up"], "additionalProperties": False,
+        "description": "An administrative change of the WAN link between sites a and b (either order).",
+        "properties": {"a": _SITE, "b": _SITE,
+                       "up": {"type": "boolean", "description": "True: the link came up; false: it went down."}},
+    }
+    paths = {
+        "/": {"get": operation("Index of this API", "getIndex", {"200": response("Links to every path.",
+                                                                                   schema_ref("Index"))})},
+        "/openapi.json": {"get": operation("This OpenAPI document", "getOpenApi",
+                                           {"200": response("The OpenAPI 3.1 document.", {"type": "object"})})},
+        "/status": {"get": operation("Controller status", "getStatus",
+                                     {"200": response("Switches, routers and errors.", schema_ref("Status"))})},
+        "/topology": {"get": operation("The network's sites and links", "getTopology",
+                                       {"200": response("Sites and links.", schema_ref("Topology"))})},
+        "/events/link": {"post": operation(
+            "Report an administrative link change", "postLinkEvent",
+            {"200": response("What the controller did about it.", {"type": "object"})},
+            description="The emulator tells the controller that a WAN link went down or up, so it can move "
+                        "policies off it. A controller may ignore the event (and say so in the answer).",
+            request_body=json_body(schema_ref("LinkEvent")), errors=[422])},
+    }
+    return Section("core", "The API's index and document, controller status, topology and events.", paths,
+                   {"Index": index, "Status": status, "Topology": topology, "LinkEvent": link_event})
+
+
+def _policy_request_properties() -> dict:
+    return {
+        "name": {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$",
+                 "description": f"Unique policy name: {NAME_RULE}."},
+        "headend": {**_SITE, "description": "Site whose router encapsulates (H.Encaps at r<site>)."},
+        "to": {**_SITE, "description": "Destination site: traffic to its site LAN is steered onto the path."},
+        "flow": {
+            "type": ["object", "null"], "additionalProperties": False, "default": None,
+            "description": "Steer only this flow to the destination; null or omitted: all traffic to it.",
+            "properties": {
+                "proto": {"type": "string", "enum": ["tcp", "udp", "sctp"],
+                          "description": "Transport protocol; needed with ports."},
+                "src": {"type": "string", "description": "Source IPv6 address or prefix."},
+                "src_port": {**_PORT, "description": "Transport source port."},
+                "dst_port": {**_PORT, "description": "Transport destination port."},
+            }},
+        "objective": {"type": "string", "enum": list(OBJECTIVES), "default": OBJECTIVES[0],
+                      "description": "min_delay: least one-way delay, ties to fewer hops; "
+                                     "min_hops: fewest links, ties to less delay."},
+        "bandwidth_mbps": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                           "description": "Bandwidth the traffic needs: links with less residual capacity are "
+                                          "pruned (CSPF). null: unconstrained."},
+        "waypoints": {"type": "array", "items": _SITE, "default": [],
+                      "description": "Sites the path must visit, in order."},
+        "mode": {"type": "string", "enum": list(MODES), "default": MODES[0],
+                 "description": "Headend behaviour: H.Encaps or H.Encaps.Red (RFC 8986 §5.1, §5.2)."},
+        "backup": {"type": "boolean", "default": False,
+                   "description": "Also compute a link-disjoint backup path to switch to when the primary fails."},
+    }
+
+
+def _policies_section() -> Section:
+    request = {"type": "object", "required": ["name", "headend", "to"], "additionalProperties": False,
+               "description": "An SR policy to install: the fields of a topology file's policy.",
+               "properties": _policy_request_properties()}
+    sites = {"type": "array", "items": _SITE}
+    sids = {"type": "array", "items": {"type": "string", "description": "An IPv6 SID."}}
+    policy = {
+        "type": "object", "required": ["name", "headend", "to", "path", "segments"],
+        "description": "An installed policy: the request with defaults applied, and what was computed. "
+                       "Further keys may appear.",
+        "properties": {
+            **_policy_request_properties(),
+            "path": {**sites, "description": "Sites from headend to destination."},
+            "segments": {**sids, "description": "Segment list in travel order (the SRH holds it reversed)."},
+            "delay_ms": {"type": ["number", "null"], "minimum": 0,
+                         "description": "Configured one-way delay along the path."},
+            "backup_path": {"type": ["array", "null"], "items": _SITE, "description": "null without backup."},
+            "backup_segments": {"type": ["array", "null"], "items": sids["items"],
+                                "description": "null without backup."},
+        },
+    }
+    removal = {"type": "object", "required": ["removed"], "description": "Further keys may appear.",
+               "properties": {"removed": schema_ref("Policy")}}
+    name = path_parameter("name", "The policy's name.")
+    paths = {
+        "/policies": {
+            "get": operation("List installed policies", "listPolicies",
+                             {"200": response("Every installed policy.", {"type": "array", "items": schema_ref("Policy")})}),
+            "post": operation(
+                "Install a policy", "addPolicy",
+                {"201": response("Installed; Location names the new policy.", schema_ref("Policy"),
+                                 {"Location": {"description": "/policies/{name}", "schema": {"type": "string"}}})},
+                description="Computes the path under the objective and constraints, compiles the segment list "
+                            "and installs it at the headend. All or nothing: a failure half-way removes what was "
+                            "installed, and a 4xx answer changes nothing.",
+                request_body=json_body(schema_ref("PolicyRequest")), errors=[409, 422]),
+        },
+        "/policies/{name}": {
+            "get": operation("One installed policy", "getPolicy", {"200": response("The policy.", schema_ref("Policy"))},
+                             parameters=[name], errors=[404]),
+            "delete": operation("Remove a policy", "deletePolicy",
+                                {"200": response("What was removed.", schema_ref("PolicyRemoval"))},
+                                description="Removes the policy's routes and rules from its headend; traffic falls "
+                                            "back to the IGP path.",
+                                parameters=[name], errors=[404]),
+        },
+    }
+    return Section("policies", "SR policies steering traffic over computed paths.", paths,
+                   {"PolicyRequest": request, "Policy": policy, "PolicyRemoval": removal})
+
+
+#: The API's concerns, in the order the document lists them.
+SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section())
+
+
+def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str = DEFAULT_URL) -> dict:
+    """The OpenAPI 3.1 document made of ``sections``.
+
+    Parameters
+    ----------
+    sections : sequence of Section
+        Default :data:`SECTIONS`.
+    server_url : str
+        The base URL the document advertises (``servers[0].url``).
+
+    Returns
+    -------
+    dict
+        A fresh copy: changing it does not change the sections.
+
+    Raises
+    ------
+    SchemaError
+        If two sections define the same operation, operation id or tag, or
+        the same schema name differently.
+
+    Examples
+    --------
+    >>> doc = openapi_document(server_url="http://127.0.0.1:9000")
+    >>> doc["servers"], [tag["name"] for tag in doc["tags"]]
+    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies'])
+    >>> openapi_document([SECTIONS[1], SECTIONS[1]])
+    Traceback (most recent call last):
+    ...
+    controllers.northbound.errors.SchemaError: section 'policies' redefines tag 'policies'; give each section its own tag
+    """
+    doc: dict[str, Any] = {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "cpn_net controller northbound", "version": cpn_net.__version__,
+                 "description": "Install and inspect SR policies on a running cpn_net network. Every answer is "
+                                "JSON; every error is {\"error\": {\"status\", \"message\", \"details\"}}. "
+                                "A 4xx answer changes nothing."},
+        "servers": [{"url": server_url}],
+        "tags": [],
+        "paths": {},
+        "components": {"schemas": {"Error": _error_schema()}, "responses": _error_responses()},
+    }
+    operation_ids: dict[str, str] = {}
+    for section in sections:
+        _merge(doc, section, operation_ids)
+    return doc
+
+
+def _merge(doc: dict, section: Section, operation_ids: dict[str, str]) -> None:
+    where = f"section {section.tag!r}"
+    if any(tag["name"] == section.tag for tag in doc["tags"]):
+        raise SchemaError(f"{where} redefines tag {section.tag!r}; give each section its own tag")
+    doc["tags"].append({"name": section.tag, "description": section.description})
+    schemas = doc["components"]["schemas"]
+    for name, schema in section.schemas.items():
+        if name in schemas and schemas[name] != schema:
+            raise SchemaError(f"{where} redefines schema {name!r} differently; rename one of them")
+        schemas[name] = copy.deepcopy(schema)
+    for template, item in section.paths.items():
+        target = doc["paths"].setdefault(template, {})
+        for method, op in item.items():
+            if method in target:
+                raise SchemaError(f"{where}: {method.upper()} {template} is already defined by another section")
+            previous = operation_ids.setdefault(op["operationId"], f"{method.upper()} {template}")
+            if previous != f"{method.upper()} {template}":
+                raise SchemaError(f"{where}: operationId {op['operationId']!r} of {method.upper()} {template} is "
+                                  f"already used by {previous}; operation ids must be unique")
+            target[method] = {**copy.deepcopy(op), "tags": [section.tag]}

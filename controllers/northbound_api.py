@@ -1,0 +1,98 @@
+"""What the REST northbound serves: the controller core, with errors mapped to HTTP.
+
+Implements :class:`controllers.northbound.rest.NorthboundApi`. Request bodies
+are validated by the topology model (the same rules and messages as a
+topology file's ``policies:``), then planned and installed by
+:class:`controllers.core.ControllerCore`. A bad request changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from controllers.core import PolicyConflict, UnknownPolicy
+from controllers.northbound.rest import ApiError
+from cpn_net.model import TopologyError
+from cpn_net.srv6.errors import PathError, PolicyError, SegmentError
+
+LOG = logging.getLogger("cpn.northbound")
+
+
+class ControllerApi:
+    def __init__(self, core, topology, on_change=lambda: None) -> None:
+        self.core = core
+        self.topology_model = topology
+        self.on_change = on_change
+
+    def install_declared_policies(self) -> None:
+        """Install the SR policies the topology file declares (``cpn up`` does this at boot)."""
+        if self.topology_model is None:
+            return
+        for spec in self.topology_model.policies:
+            self.core.add_policy(spec)
+
+    # --------------------------------------------------------- NorthboundApi
+    def status(self) -> dict:
+        return self.core.status()
+
+    def topology(self) -> dict:
+        if self.topology_model is None:
+            raise ApiError(404, "this controller was started without a topology snapshot")
+        return self.topology_model.to_dict()
+
+    def list_policies(self) -> list[dict]:
+        return self.core.list_policies()
+
+    def get_policy(self, name: str) -> dict:
+        try:
+            return self.core.get_policy(name)
+        except UnknownPolicy as err:
+            raise ApiError(404, str(err)) from None
+
+    def add_policy(self, body: dict) -> dict:
+        from cpn_net.model.policies import parse_policy
+
+        if self.topology_model is None:
+            raise ApiError(409, "this controller was started without a topology snapshot; cannot validate")
+        try:
+            spec = parse_policy(body, self.topology_model)
+        except TopologyError as err:
+            raise ApiError(422, str(err), {"problems": [str(p) for p in err.problems]}) from None
+        try:
+            result = self.core.add_policy(spec)
+        except PolicyConflict as err:
+            raise ApiError(409, str(err)) from None
+        except (PolicyError, PathError, SegmentError) as err:
+            raise ApiError(422, str(err)) from None
+        except Exception as err:  # netlink refused: already rolled back by the core
+            LOG.exception("installing policy %s", spec.name)
+            raise ApiError(500, f"installing policy {spec.name!r} failed and was rolled back: {err}") from None
+        self.on_change()
+        return result
+
+    def delete_policy(self, name: str) -> dict:
+        try:
+            result = self.core.delete_policy(name)
+        except UnknownPolicy as err:
+            raise ApiError(404, str(err)) from None
+        self.on_change()
+        return result
+
+    def link_event(self, body: dict) -> dict:
+        try:
+            a, b, up = body["a"], body["b"], body["up"]
+        except (KeyError, TypeError):
+            raise ApiError(400, 'a link event is {"a": site, "b": site, "up": true|false}') from None
+        if not isinstance(up, bool):
+            raise ApiError(400, f"up={up!r} must be true or false")
+        graph_sites = {r.site for r in self.core.plan.nodes_of("router")}
+        for site in (a, b):
+            if site not in graph_sites:
+                raise ApiError(422, f"{site!r} is not a site of this network")
+        try:
+            self.core.plan.wan_link(a, b)
+        except KeyError as err:
+            raise ApiError(422, str(err.args[0])) from None
+        event = self.core.link_changed(a, b, up, "northbound")
+        self.on_change()
+        return event or {"kind": "no_change", "reason": f"link {a}-{b} was already {'up' if up else 'down'}"}
