@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from cpn_net.baseline import interface_plan, router_specs, site_graph
 from cpn_net.srv6.baseline import igp_routes
@@ -25,6 +26,7 @@ from cpn_net.srv6.paths import link_key
 from cpn_net.srv6.planner import FIRST_FLOW_TABLE, hosts_of_plan, plan_policy, reservations_of
 
 MAX_EVENTS = 200
+IGP_METRIC = 1024  # the kernel's default IPv6 metric, which IGP routes (installed without one) get
 
 
 class PolicyConflict(Exception):
@@ -51,30 +53,52 @@ class ControllerCore:
         self.tables: dict[str, int] = {}
         self.backups: dict[str, set] = {}
         self.routes_installed: dict[str, int] = {}
+        self.igp_installed: dict[str, dict[str, dict]] = {}  # router -> {dst: IGP route spec}
         self.events: list[dict] = []
         self.errors: list[str] = []
         self.lock = threading.RLock()
+        self._routing = None  # (links down, graph, Igp): Igp caches its shortest-path trees
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpn-netlink")
 
     # ----------------------------------------------------------- plumbing
     def session(self, router: str):
-        """This thread's netlink session with ``router``.
+        """The netlink session with ``router``, driven by the core's one netlink thread.
 
         pyroute2 0.9 sockets belong to the thread that opened them (its event
         loop): used from another thread they silently miss replies and events.
-        The REST server, the link monitor and os-ken each get their own.
+        So every session is opened and used on one worker thread, whichever
+        thread (os-ken, REST, link monitor) asks.
         """
-        key = (threading.get_ident(), router)
-        if key not in self.sessions:
-            self.sessions[key] = self.netlink_factory(router)
-        return self.sessions[key]
+        return _SessionProxy(self, router)
+
+    def _call(self, router: str, method: str, *args):
+        def work():
+            if router not in self.sessions:
+                self.sessions[router] = self.netlink_factory(router)
+            return getattr(self.sessions[router], method)(*args)
+
+        return self.worker.submit(work).result()
 
     def graph(self):
-        return site_graph(self.plan, frozenset(self.down))
+        """The graph of links that are up, and its IGP, cached until a link changes state."""
+        key = frozenset(self.down)
+        if self._routing is None or self._routing[0] != key:
+            graph = site_graph(self.plan, key)
+            self._routing = (key, graph, Igp(graph))
+        return self._routing[1]
+
+    def igp(self) -> Igp:
+        self.graph()
+        return self._routing[2]
 
     def close(self) -> None:
-        for session in self.sessions.values():
-            session.close()
-        self.sessions.clear()
+        def close_all():
+            for session in self.sessions.values():
+                session.close()
+            self.sessions.clear()
+
+        self.worker.submit(close_all).result()
+        self.worker.shutdown()
 
     def _event(self, **fields) -> dict:
         fields["at"] = time.time()
@@ -87,13 +111,15 @@ class ControllerCore:
         """IGP routes, local SIDs and (with FRR) backup routes on every router."""
         with self.lock:
             started = self.clock()
-            graph = self.graph()
-            igp = Igp(graph)
+            graph, igp = self.graph(), self.igp()
             for router, specs in router_specs(self.plan, graph, igp=igp).items():
                 session = self.session(router)
                 for spec in specs:
                     session.route("replace", spec)
                 self.routes_installed[router] = len(specs)
+            self.igp_installed = {router: {spec["dst"]: spec for spec in igp_routes(graph, site, self.interfaces,
+                                                                                     igp=igp)}
+                                  for site, router in self.routers.items()}
             if self.frr:
                 self._install_backups(graph, igp)
             return self._event(kind="baseline", duration_ms=round((self.clock() - started) * 1000, 3),
@@ -132,12 +158,9 @@ class ControllerCore:
         """Recompute routes, backups and affected policies for the links that are up now."""
         with self.lock:
             started = self.clock()
-            graph = self.graph()
-            igp = Igp(graph)
+            graph, igp = self.graph(), self.igp()
             for site, router in self.routers.items():
-                session = self.session(router)
-                for spec in igp_routes(graph, site, self.interfaces, igp=igp):
-                    session.route("replace", spec)
+                self._install_igp(site, router, graph, igp)
             routes_ms = (self.clock() - started) * 1000
             if self.frr:
                 self._install_backups(graph, igp)
@@ -158,20 +181,34 @@ class ControllerCore:
                                duration_ms=round((self.clock() - started) * 1000, 3),
                                policies_rerouted=rerouted, policies_failed=failed)
 
+    def _install_igp(self, site: str, router: str, graph, igp) -> None:
+        session = self.session(router)
+        wanted = {spec["dst"]: spec for spec in igp_routes(graph, site, self.interfaces, igp=igp)}
+        for spec in wanted.values():
+            session.route("replace", spec)
+        # A site cut off gets no new route: withdraw the old one instead of forwarding
+        # into a link routing now considers down (an administrative down still carries packets).
+        for dst, old in self.igp_installed.get(router, {}).items():
+            if dst not in wanted:
+                session.route("del", {"dst": dst, "oif": old["oif"], "priority": IGP_METRIC})
+        self.igp_installed[router] = wanted
+
     def _replan(self, name: str, graph, igp) -> bool:
+        """Plan ``name`` again on ``graph``; True if its path or its routes changed."""
         old = self.policies[name]
         others = [p for n, p in self.policies.items() if n != name]
         reservations = {k: v for k, v in reservations_of(others).items() if graph.has_edge(*k)}
         new = plan_policy(graph, old.spec, self.interfaces, self.hosts, igp=igp,
                           reservations_mbps=reservations, table=self.tables.get(name))
-        if new.compiled == old.compiled:
-            return False
-        session = self.session(new.compiled.router)
-        # Same destination, table and metric: "replace" swaps the route atomically.
-        for spec in new.compiled.routes:
-            session.route("replace", spec)
+        if new.compiled != old.compiled:
+            session = self.session(new.compiled.router)
+            # Same destination, table and metric: "replace" swaps the route atomically.
+            for spec in new.compiled.routes:
+                session.route("replace", spec)
+        # Kept even when the routes are the same: the same segments can take a new path
+        # once the IGP moved, and the path decides reservations and which failures concern it.
         self.policies[name] = new
-        return True
+        return new.compiled != old.compiled or new.path.sites != old.path.sites
 
     # ------------------------------------------------------------ policies
     def add_policy(self, spec) -> dict:
@@ -185,7 +222,7 @@ class ControllerCore:
             table = self._free_table() if getattr(spec, "flow", None) is not None else None
             reservations = {k: v for k, v in reservations_of(self.policies.values()).items()
                             if graph.has_edge(*k)}
-            planned = plan_policy(graph, spec, self.interfaces, self.hosts, igp=Igp(graph),
+            planned = plan_policy(graph, spec, self.interfaces, self.hosts, igp=self.igp(),
                                   reservations_mbps=reservations, table=table)
             for other in self.policies.values():
                 if other.compiled.router == planned.compiled.router and \
@@ -258,3 +295,23 @@ class ControllerCore:
                     "backups": {r: len(b) for r, b in self.backups.items()},
                     "policies": sorted(self.policies), "events": self.events[-20:],
                     "errors": self.errors[-20:]}
+
+
+class _SessionProxy:
+    """Forwards ``route``, ``rule``, ``routes`` and ``carrier`` to the core's netlink thread."""
+
+    def __init__(self, core: ControllerCore, router: str) -> None:
+        self.core = core
+        self.router = router
+
+    def route(self, op: str, spec: dict):
+        return self.core._call(self.router, "route", op, spec)
+
+    def rule(self, op: str, spec: dict):
+        return self.core._call(self.router, "rule", op, spec)
+
+    def routes(self, *args):
+        return self.core._call(self.router, "routes", *args)
+
+    def carrier(self, name: str) -> bool:
+        return self.core._call(self.router, "carrier", name)

@@ -39,6 +39,7 @@ from cpn_net.emulation import manifest as manifest_io
 
 LOG = logging.getLogger("cpn.controller")
 DEFAULT_REST_PORT = 8181
+SAVE_DELAY_S = 0.2
 
 
 class CpnController(app_manager.OSKenApp):
@@ -51,6 +52,7 @@ class CpnController(app_manager.OSKenApp):
         self.plan = manifest.plan
         self.flows = baseline.switch_flows(self.plan)
         self.state_lock = threading.Lock()
+        self.save_pending = False
         self.state = {
             "pid": os.getpid(), "started_at": time.time(), "topology": self.plan.topology,
             "switches": {str(dpid): {"connected": False, "configured": False, "flows": 0}
@@ -59,13 +61,13 @@ class CpnController(app_manager.OSKenApp):
         }
         self.core = ControllerCore(self.plan, netlink_factory=RouterNetlink,
                                    frr=os.environ.get("CPN_FRR", "1") != "0")
-        self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.save)
+        self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.changed)
         self.rest = None
         self.monitor = None
         try:
             self.core.install_baseline()
             self.api.install_declared_policies()
-            self.monitor = LinkMonitor(self.core, on_change=self.save)
+            self.monitor = LinkMonitor(self.core, on_change=self.changed)
             self.monitor.start()
             from controllers.northbound.rest import start_rest_server
 
@@ -83,6 +85,21 @@ class CpnController(app_manager.OSKenApp):
             self.state["routers"] = {r: {"routes": n} for r, n in self.core.routes_installed.items()}
             self.state["core"] = self.core.status()
             manifest_io.write_json_atomic(os.path.join(self.run_dir, "controller.json"), self.state)
+
+    def changed(self) -> None:
+        """Write the state soon: many changes in a burst (REST, reconvergence) cost one write."""
+        with self.state_lock:
+            if self.save_pending:
+                return
+            self.save_pending = True
+        timer = threading.Timer(SAVE_DELAY_S, self._deferred_save)
+        timer.daemon = True
+        timer.start()
+
+    def _deferred_save(self) -> None:
+        with self.state_lock:
+            self.save_pending = False
+        self.save()
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features(self, ev):

@@ -19,6 +19,7 @@ class LinkMonitor:
         self.core = core
         self.on_change = on_change
         self.sockets = {}
+        self.sessions = {}  # this thread's own netlink sessions (pyroute2 sockets are thread-bound)
         self.carrier: dict[tuple[str, str], bool] = {}
         self.running = False
         self.ready = threading.Event()
@@ -36,10 +37,11 @@ class LinkMonitor:
     def _subscribe(self) -> None:
         # Sockets are opened in this thread: pyroute2 sockets belong to their opening thread.
         for router in self.core.routers.values():
-            self.sockets[router] = self.core.session(router).subscribe_links()
+            self.sessions[router] = self.core.netlink_factory(router)
+            self.sockets[router] = self.sessions[router].subscribe_links()
         for link in self.core.plan.wan_links:
             for router, intf in ((link.router_a, link.intf_a), (link.router_b, link.intf_b)):
-                self.carrier[(router, intf)] = self.core.session(router).carrier(intf)
+                self.carrier[(router, intf)] = self.sessions[router].carrier(intf)
 
     def _run(self) -> None:
         try:
@@ -89,5 +91,5 @@ class LinkMonitor:
 
     def stop(self) -> None:
         self.running = False
-        for sock in self.sockets.values():
+        for sock in list(self.sockets.values()) + list(self.sessions.values()):
             sock.close()

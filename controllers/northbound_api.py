@@ -70,13 +70,23 @@ class ControllerApi:
         self.on_change()
         return result
 
+    def add_policies(self, bodies: list) -> dict:
+        installed, refused = [], []
+        for body in bodies:
+            try:
+                installed.append(self.add_policy(body))
+            except ApiError as err:
+                name = body.get("name") if isinstance(body, dict) else None
+                refused.append({"name": name, "status": err.status, "message": err.message})
+        return {"installed": installed, "refused": refused}
+
     def delete_policy(self, name: str) -> dict:
         try:
-            result = self.core.delete_policy(name)
+            removed = self.core.delete_policy(name)
         except UnknownPolicy as err:
             raise ApiError(404, str(err)) from None
         self.on_change()
-        return result
+        return {"removed": removed}
 
     def link_event(self, body: dict) -> dict:
         try:

@@ -17,7 +17,8 @@ Examples
 >>> client.status()
 Traceback (most recent call last):
 ...
-cpn_net.northbound_client.NorthboundError: controller not reachable at http://127.0.0.1:1; is a network running? (`cpn up`)
+cpn_net.northbound_client.NorthboundError: controller not reachable at http://127.0.0.1:1; is a network
+running? (`cpn up`)
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ class NorthboundClient:
     def add_policy(self, policy: Mapping[str, Any]) -> dict:
         """Install a policy (``POST /policies``) and return it with its path and segments."""
         return self.request("POST", "/policies", policy)
+
+    def add_policies(self, policies: list) -> dict:
+        """Install many policies in one request (``POST /policy-batches``): ``{"installed", "refused"}``."""
+        return self.request("POST", "/policy-batches", {"policies": list(policies)})
 
     def delete_policy(self, name: str) -> dict:
         """Remove a policy (``DELETE /policies/{name}``) and return what was removed."""

@@ -100,6 +100,15 @@ class FakeNorthboundApi:
             self.policies[name] = policy
         return copy.deepcopy(policy)
 
+    def add_policies(self, bodies: list) -> dict:
+        installed, refused = [], []
+        for body in bodies:
+            try:
+                installed.append(self.add_policy(body))
+            except ApiError as err:
+                refused.append({"name": body.get("name"), "status": err.status, "message": err.message})
+        return {"installed": installed, "refused": refused}
+
     def delete_policy(self, name: str) -> dict:
         self._enter("delete_policy")
         with self._lock:

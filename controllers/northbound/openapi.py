@@ -40,7 +40,7 @@ import cpn_net
 from controllers.northbound.errors import SchemaError
 from cpn_net.model.schema import NAME_PATTERN, NAME_RULE
 from cpn_net.northbound_client import DEFAULT_URL
-from cpn_net.srv6.paths import OBJECTIVES
+from cpn_net.model.schema import POLICY_OBJECTIVES, PROTOCOL_NUMBERS
 from cpn_net.srv6.policy import MODES
 
 OPENAPI_VERSION = "3.1.0"
@@ -194,8 +194,8 @@ def operation(summary: str, operation_id: str, responses: Mapping[str, Any], *, 
         op["parameters"] = [dict(p) for p in parameters]
     if request_body:
         op["requestBody"] = dict(request_body)
-    op["responses"] = {**{str(k): v for k, v in responses.items()},
-                       **{str(s): {"$ref": f"#/components/responses/{ERROR_RESPONSES[s][0]}"} for s in sorted(statuses)}}
+    shared = {str(s): {"$ref": f"#/components/responses/{ERROR_RESPONSES[s][0]}"} for s in sorted(statuses)}
+    op["responses"] = {**{str(k): v for k, v in responses.items()}, **shared}
     return op
 
 
@@ -291,29 +291,32 @@ def _policy_request_properties() -> dict:
         "name": {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$",
                  "description": f"Unique policy name: {NAME_RULE}."},
         "headend": {**_SITE, "description": "Site whose router encapsulates (H.Encaps at r<site>)."},
-        "to": {**_SITE, "description": "Destination site: traffic to its site LAN is steered onto the path."},
+        "to": {"type": "string", "minLength": 1,
+               "description": "What is steered: a site (its LAN /64; ends with End.DT6 there), a host such as "
+                              "k3-1 (its /128; ends with End.DX6 to it) or an IPv6 prefix inside a site LAN."},
         "flow": {
             "type": ["object", "null"], "additionalProperties": False, "default": None,
-            "description": "Steer only this flow to the destination; null or omitted: all traffic to it.",
+            "description": "Steer only this flow (policy routing); null or omitted: all traffic to `to`.",
             "properties": {
-                "proto": {"type": "string", "enum": ["tcp", "udp", "sctp"],
-                          "description": "Transport protocol; needed with ports."},
-                "src": {"type": "string", "description": "Source IPv6 address or prefix."},
+                "proto": {"type": ["string", "integer"],
+                          "description": f"{', '.join(PROTOCOL_NUMBERS)} or a protocol number 2..255; "
+                                         "needed with ports."},
+                "src": {"type": "string", "description": "Source IPv6 address or prefix inside the headend's LAN."},
                 "src_port": {**_PORT, "description": "Transport source port."},
                 "dst_port": {**_PORT, "description": "Transport destination port."},
             }},
-        "objective": {"type": "string", "enum": list(OBJECTIVES), "default": OBJECTIVES[0],
-                      "description": "min_delay: least one-way delay, ties to fewer hops; "
-                                     "min_hops: fewest links, ties to less delay."},
+        "objective": {"type": "string", "enum": list(POLICY_OBJECTIVES), "default": POLICY_OBJECTIVES[0],
+                      "description": "min_delay: least one-way delay; min_hops: fewest links; bandwidth: least "
+                                     "delay among paths whose residual capacity fits bandwidth_mbps (CSPF), "
+                                     "which is then reserved."},
         "bandwidth_mbps": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
-                           "description": "Bandwidth the traffic needs: links with less residual capacity are "
-                                          "pruned (CSPF). null: unconstrained."},
+                           "description": "Required with, and only with, objective bandwidth."},
         "waypoints": {"type": "array", "items": _SITE, "default": [],
                       "description": "Sites the path must visit, in order."},
         "mode": {"type": "string", "enum": list(MODES), "default": MODES[0],
                  "description": "Headend behaviour: H.Encaps or H.Encaps.Red (RFC 8986 §5.1, §5.2)."},
-        "backup": {"type": "boolean", "default": False,
-                   "description": "Also compute a link-disjoint backup path to switch to when the primary fails."},
+        "backup": {"type": "boolean", "default": True,
+                   "description": "Protected by the precomputed fast-reroute backups of the routers on its path."},
     }
 
 
@@ -329,13 +332,16 @@ def _policies_section() -> Section:
                        "Further keys may appear.",
         "properties": {
             **_policy_request_properties(),
+            "to_kind": {"type": "string", "enum": ["site", "host", "prefix"]},
             "path": {**sites, "description": "Sites from headend to destination."},
+            "path_delay_ms": {"type": "number", "minimum": 0,
+                              "description": "Configured one-way delay along the path."},
             "segments": {**sids, "description": "Segment list in travel order (the SRH holds it reversed)."},
-            "delay_ms": {"type": ["number", "null"], "minimum": 0,
-                         "description": "Configured one-way delay along the path."},
-            "backup_path": {"type": ["array", "null"], "items": _SITE, "description": "null without backup."},
-            "backup_segments": {"type": ["array", "null"], "items": sids["items"],
-                                "description": "null without backup."},
+            "router": {"type": "string", "description": "The headend router, r<site>."},
+            "routes": {"type": "array", "items": {"type": "object"},
+                       "description": "The netlink route specs installed at the headend."},
+            "rules": {"type": "array", "items": {"type": "object"},
+                      "description": "The policy-routing rules installed (flow policies)."},
         },
     }
     removal = {"type": "object", "required": ["removed"], "description": "Further keys may appear.",
@@ -344,7 +350,8 @@ def _policies_section() -> Section:
     paths = {
         "/policies": {
             "get": operation("List installed policies", "listPolicies",
-                             {"200": response("Every installed policy.", {"type": "array", "items": schema_ref("Policy")})}),
+                             {"200": response("Every installed policy.",
+                                              {"type": "array", "items": schema_ref("Policy")})}),
             "post": operation(
                 "Install a policy", "addPolicy",
                 {"201": response("Installed; Location names the new policy.", schema_ref("Policy"),
@@ -354,9 +361,18 @@ def _policies_section() -> Section:
                             "installed, and a 4xx answer changes nothing.",
                 request_body=json_body(schema_ref("PolicyRequest")), errors=[409, 422]),
         },
+        "/policy-batches": {
+            "post": operation(
+                "Install many policies", "addPolicies",
+                {"200": response("What was installed and what was refused, each with its reason.",
+                                 schema_ref("PolicyBatchResult"))},
+                description="Bulk provisioning: each policy is handled as POST /policies would (all or nothing "
+                            "on its own); one request saves a round trip per policy.",
+                request_body=json_body(schema_ref("PolicyBatch"))),
+        },
         "/policies/{name}": {
-            "get": operation("One installed policy", "getPolicy", {"200": response("The policy.", schema_ref("Policy"))},
-                             parameters=[name], errors=[404]),
+            "get": operation("One installed policy", "getPolicy",
+                             {"200": response("The policy.", schema_ref("Policy"))}, parameters=[name], errors=[404]),
             "delete": operation("Remove a policy", "deletePolicy",
                                 {"200": response("What was removed.", schema_ref("PolicyRemoval"))},
                                 description="Removes the policy's routes and rules from its headend; traffic falls "
@@ -364,8 +380,19 @@ def _policies_section() -> Section:
                                 parameters=[name], errors=[404]),
         },
     }
+    batch = {"type": "object", "required": ["policies"], "additionalProperties": False,
+             "description": "Policies to install, in order.",
+             "properties": {"policies": {"type": "array", "items": schema_ref("PolicyRequest"),
+                                         "description": "Each as the body of POST /policies."}}}
+    refusal = {"type": "object", "required": ["name", "status", "message"],
+               "properties": {"name": {"type": ["string", "null"]}, "status": {"type": "integer"},
+                              "message": {"type": "string"}}}
+    batch_result = {"type": "object", "required": ["installed", "refused"],
+                    "properties": {"installed": {"type": "array", "items": schema_ref("Policy")},
+                                   "refused": {"type": "array", "items": refusal}}}
     return Section("policies", "SR policies steering traffic over computed paths.", paths,
-                   {"PolicyRequest": request, "Policy": policy, "PolicyRemoval": removal})
+                   {"PolicyRequest": request, "Policy": policy, "PolicyRemoval": removal,
+                    "PolicyBatch": batch, "PolicyBatchResult": batch_result})
 
 
 #: The API's concerns, in the order the document lists them.
@@ -401,7 +428,8 @@ def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str 
     >>> openapi_document([SECTIONS[1], SECTIONS[1]])
     Traceback (most recent call last):
     ...
-    controllers.northbound.errors.SchemaError: section 'policies' redefines tag 'policies'; give each section its own tag
+    controllers.northbound.errors.SchemaError: section 'policies' redefines tag 'policies'; give each section
+    its own tag
     """
     doc: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,

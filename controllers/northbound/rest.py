@@ -103,6 +103,13 @@ class NorthboundApi(Protocol):
         unknown node or infeasible constraint.
         """
 
+    def add_policies(self, bodies: list) -> dict:
+        """``POST /policy-batches``: install many policies in one request (bulk provisioning).
+
+        Each is all or nothing on its own, as with ``POST /policies``; returns
+        ``{"installed": [policy, ...], "refused": [{"name", "status", "message"}, ...]}``.
+        """
+
     def delete_policy(self, name: str) -> dict:
         """``DELETE /policies/{name}``: ``{"removed": <policy>}``; ``ApiError(404)`` if none."""
 
@@ -184,6 +191,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/policies", lambda server, params, body: server.api.list_policies()),
     Route("POST", "/policies", lambda server, params, body: server.api.add_policy(body), status=201, mutates=True,
           location=_policy_location),
+    Route("POST", "/policy-batches", lambda server, params, body: server.api.add_policies(body["policies"]),
+          mutates=True),
     Route("GET", "/policies/{name}", lambda server, params, body: server.api.get_policy(params["name"])),
     Route("DELETE", "/policies/{name}", lambda server, params, body: server.api.delete_policy(params["name"]),
           mutates=True),

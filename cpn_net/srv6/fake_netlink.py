@@ -17,7 +17,10 @@ seg6 / seg6local code does:
   need Segments Left 0, decapsulate, then forward to ``nh6`` or look the inner
   destination up in their table; End.B6.Encaps (§4.13) advances, then pushes
   the bound list;
-* forwarding decrements the outermost Hop Limit and drops at 1 (RFC 8200 §3).
+* forwarding decrements the outermost Hop Limit and drops at 1 (RFC 8200 §3);
+* an interface without carrier (:meth:`FakeRouter.set_carrier`) hides the
+  routes through it from lookups, as ``ignore_routes_with_linkdown=1`` does,
+  so a backup route with a higher metric matches instead.
 
 Packets are real bytes (:mod:`cpn_net.srv6.packet`), so every hop's packet
 can also be checked against scapy. :class:`FakeNetwork` wires the routers
@@ -129,6 +132,7 @@ class FakeRouter:
         self.tunnel_source = ipaddress.IPv6Address(tunnel_source)
         self.addresses = {ipaddress.IPv6Address(addr) for addr, _ in interfaces.values()}
         self.ifnames = set(interfaces)
+        self.linkdown: set[str] = set()
         self._connected = {ifname: ipaddress.IPv6Network(net) for ifname, (_addr, net) in interfaces.items()}
         self._routes: dict[tuple, Route] = {}
         self._rules: list[Rule] = [Rule(MAIN_RULE_PRIORITY, MAIN_TABLE)]
@@ -145,6 +149,20 @@ class FakeRouter:
             interfaces[plan.wan_ifname(site, neighbour)] = (addressing.wan_address(number, sid),
                                                            addressing.wan_prefix(number))
         return cls(addressing.router_name(sid), interfaces, addressing.router_lan_address(sid))
+
+    def set_carrier(self, ifname: str, up: bool) -> None:
+        """Give ``ifname`` carrier or take it away; lookups skip routes out of a linkdown interface.
+
+        Examples
+        --------
+        >>> r = FakeRouter("r1", {"r1-eth0": ("2001:db8:1::1", "2001:db8:1::/64")}, "2001:db8:1::1")
+        >>> r.set_carrier("r1-eth0", False); r.linkdown
+        {'r1-eth0'}
+        """
+        if ifname not in self.ifnames:
+            raise FakeNetlinkError(f"{self.name}: no interface {ifname!r} to set carrier on; "
+                                   f"interfaces are {', '.join(sorted(self.ifnames))}")
+        (self.linkdown.discard if up else self.linkdown.add)(ifname)
 
     def routes(self, table: int = MAIN_TABLE) -> tuple[Route, ...]:
         """The routes of one table, most specific first."""
@@ -164,6 +182,9 @@ class FakeRouter:
             On an unknown key, interface or encap, a gateway that is not
             on-link, a duplicate ``add`` (EEXIST) or a missing ``del`` (ESRCH).
         """
+        if command == "del":
+            self._delete_route(spec)
+            return
         route = self._parse_route(spec)
         key = (route.table, route.dst, route.priority)
         if command == "add":
@@ -173,14 +194,30 @@ class FakeRouter:
             self._put(route)
         elif command == "replace":
             self._put(route)
-        elif command == "del":
-            old = self._routes.get(key)
-            if old is None or ("oif" in spec and old.oif != route.oif):
-                raise FakeNetlinkError(f"{self.name}: no route {route.dst} table {route.table} to delete "
-                                       "(the kernel answers ESRCH)")
-            del self._routes[key]
         else:
             raise FakeNetlinkError(f"route command {command!r} must be 'add', 'replace' or 'del'")
+
+    def _delete_route(self, spec: dict) -> None:
+        """``del`` matches destination, table and metric, and the interface only when given.
+
+        The kernel deletes a route named by fewer attributes than it was added
+        with (``ip -6 route del DST metric 2048``); encap is not matched.
+        """
+        unknown = set(spec) - _ROUTE_KEYS
+        if unknown:
+            raise FakeNetlinkError(f"{self.name}: route spec keys {sorted(unknown)} are not ones the compilers "
+                                   f"emit; known keys: {sorted(_ROUTE_KEYS)}")
+        try:
+            dst = ipaddress.IPv6Network(spec["dst"])
+        except (KeyError, ValueError) as err:
+            raise FakeNetlinkError(f"{self.name}: route spec {spec}: dst must be an IPv6 prefix ({err})") from err
+        table = int(spec.get("table", MAIN_TABLE))
+        old = self._routes.get((table, dst, int(spec.get("priority", 1024))))
+        if old is None or ("oif" in spec and old.oif != spec["oif"]) or \
+                ("gateway" in spec and old.gateway != ipaddress.IPv6Address(spec["gateway"])):
+            raise FakeNetlinkError(f"{self.name}: no route {dst} table {table} to delete "
+                                   "(the kernel answers ESRCH)")
+        del self._routes[(old.table, old.dst, old.priority)]
 
     def rule(self, command: str, **spec) -> None:
         """Apply a rule spec, as ``IPRoute.rule(command, **spec)`` would."""
@@ -296,7 +333,7 @@ class FakeRouter:
     def _lpm(self, table: int, address: ipaddress.IPv6Address) -> Route | None:
         best = None
         for route in self._routes.values():
-            if route.table == table and address in route.dst:
+            if route.table == table and address in route.dst and route.oif not in self.linkdown:
                 if best is None or (route.dst.prefixlen, -route.priority) > (best.dst.prefixlen, -best.priority):
                     best = route
         return best
@@ -428,6 +465,11 @@ class FakeNetwork:
             for spec in router_baseline(G, site, plan, hosts=(hosts or {}).get(site, ()), tables=tables, igp=igp):
                 router.route("add", **spec)
         return net
+
+    def set_carrier(self, site_a: Hashable, site_b: Hashable, up: bool) -> None:
+        """Cut (or restore) the link between two sites at both ends' interfaces, as a carrier loss would."""
+        for site, neighbour in ((site_a, site_b), (site_b, site_a)):
+            self.routers[site].set_carrier(self.plan.wan_ifname(site, neighbour), up)
 
     def router(self, name: str) -> FakeRouter:
         try:

@@ -13,7 +13,7 @@ from controllers.northbound.errors import SchemaError
 from controllers.northbound.openapi import (ERROR_RESPONSES, SECTIONS, Section, json_body, openapi_document, operation,
                                             response, schema_ref)
 from controllers.northbound.rest import ROUTES
-from cpn_net.srv6.paths import OBJECTIVES
+from cpn_net.model.schema import POLICY_OBJECTIVES as OBJECTIVES
 from cpn_net.srv6.policy import MODES
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -129,7 +129,8 @@ def test_policy_schema_has_types_enums_and_descriptions(doc):
     assert all(field.get("description") for field in fields.values())
     assert fields["mode"]["enum"] == list(MODES) and fields["objective"]["enum"] == list(OBJECTIVES)
     assert set(fields["flow"]["properties"]) == {"proto", "src", "src_port", "dst_port"}
-    assert fields["flow"]["properties"]["proto"]["enum"] == ["tcp", "udp", "sctp"]
+    assert fields["flow"]["properties"]["proto"]["type"] == ["string", "integer"]  # a name or a number
+    assert "icmpv6" in fields["flow"]["properties"]["proto"]["description"]
     installed = doc["components"]["schemas"]["Policy"]
     assert set(fields) < set(installed["properties"]) and {"path", "segments"} <= set(installed["required"])
 

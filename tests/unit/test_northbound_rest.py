@@ -15,10 +15,12 @@ import pytest
 from controllers.northbound import schema_check
 from controllers.northbound.errors import ApiError, ListenError
 from controllers.northbound.fake_api import FakeNorthboundApi
+from controllers.northbound.openapi import openapi_document
 from controllers.northbound.rest import MAX_BODY_BYTES, ROUTES, Route, start_rest_server
 
 SITES = {"east": 1, "centre": 2, "west": 3}
 LINKS = [("east", "centre"), ("centre", "west"), ("east", "west")]
+DOCUMENT = openapi_document()
 WEB = {"name": "web", "headend": "east", "to": "west", "flow": {"proto": "tcp", "dst_port": 8080},
        "waypoints": ["centre"], "bandwidth_mbps": 10}
 
@@ -73,13 +75,9 @@ def raw_call(server, method, path, body=b"", headers=()):
 
 
 def error_of(payload):
-    assert schema_check.check(payload, {"$ref": "#/components/schemas/Error"}, _document()) == []
+    """The ``error`` member of an error body, after checking the body against the published Error schema."""
+    assert schema_check.check(payload, {"$ref": "#/components/schemas/Error"}, DOCUMENT) == []
     return payload["error"]
-
-
-def _document():
-    from controllers.northbound.openapi import openapi_document
-    return openapi_document()
 
 
 # --- success paths -------------------------------------------------------------------------------------------------
@@ -120,7 +118,8 @@ def test_add_policy_answers_201_with_location_and_the_installed_policy(server, a
 
 
 def test_a_policy_with_every_default_conforms_to_the_policy_schema(server):
-    status, _, policy = call(server, "POST", "/policies", {"name": "all", "headend": "east", "to": "west", "flow": None})
+    body = {"name": "all", "headend": "east", "to": "west", "flow": None}
+    status, _, policy = call(server, "POST", "/policies", body)
     assert status == 201 and policy["flow"] is None and policy["waypoints"] == []
     assert schema_check.check(policy, {"$ref": "#/components/schemas/Policy"}, server.document) == []
 
@@ -213,7 +212,8 @@ def test_invalid_or_infeasible_is_422_with_the_api_message_and_changes_nothing(s
 @pytest.mark.parametrize("body, message", [
     ({"headend": "east", "to": "west"}, "body: missing required field 'name'"),
     ({**WEB, "bandwith_mbps": 5}, "body: unknown field 'bandwith_mbps'; did you mean 'bandwidth_mbps'?"),
-    ({**WEB, "flow": {"proto": "tcp", "dst_port": "8080"}}, 'body.flow.dst_port: "8080" must be an integer (got string)'),
+    ({**WEB, "flow": {"proto": "tcp", "dst_port": "8080"}},
+     'body.flow.dst_port: "8080" must be an integer (got string)'),
     ({**WEB, "flow": {"dst_port": 70000}}, "body.flow.dst_port: 70000 must be <= 65535"),
     ({**WEB, "mode": "inline"}, 'body.mode: "inline" must be one of "encap", "encap.red"'),
     ({**WEB, "objective": "cheapest"}, 'body.objective: "cheapest" must be one of "min_delay", "min_hops"'),
@@ -226,7 +226,8 @@ def test_ill_typed_policy_is_400_naming_the_field_and_the_api_is_not_called(serv
     status, _, payload = call(server, "POST", "/policies", body)
     assert status == 400
     error = error_of(payload)
-    assert error["message"].startswith(message) and error["message"].endswith("(see PolicyRequest in GET /openapi.json)")
+    assert error["message"].startswith(message)
+    assert error["message"].endswith("(see PolicyRequest in GET /openapi.json)")
     assert error["details"]["problems"] and "add_policy" not in api.calls
 
 

@@ -78,7 +78,8 @@ def test_nested_paths_name_the_field_and_index():
         "flow": {"type": "object", "properties": {"src_port": {"type": "integer"}}},
         "waypoints": {"type": "array", "items": {"type": "string"}}}}
     assert messages({"flow": {"src_port": "80"}, "waypoints": ["a", 2]}, schema) == [
-        'body.flow.src_port: "80" must be an integer (got string)', "body.waypoints[1]: 2 must be a string (got integer)"]
+        'body.flow.src_port: "80" must be an integer (got string)',
+        "body.waypoints[1]: 2 must be a string (got integer)"]
 
 
 def test_unknown_field_suggests_the_close_name_or_lists_the_allowed():
