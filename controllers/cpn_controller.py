@@ -32,10 +32,12 @@ from os_ken.ofproto import ofproto_v1_3
 from controllers.core import ControllerCore
 from controllers.link_monitor import LinkMonitor
 from controllers.northbound_api import ControllerApi
+from controllers.telemetry_service import TelemetryService
 from controllers.southbound import openflow
 from controllers.southbound.netlink import RouterNetlink
 from cpn_net import baseline
 from cpn_net.emulation import manifest as manifest_io
+from cpn_net.telemetry import marking
 
 LOG = logging.getLogger("cpn.controller")
 DEFAULT_REST_PORT = 8181
@@ -64,9 +66,14 @@ class CpnController(app_manager.OSKenApp):
         self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.changed)
         self.rest = None
         self.monitor = None
+        self.datapaths = {}
+        self.telemetry = TelemetryService(self.plan, self.run_dir, self.send_colour,
+                                          period_s=float(os.environ.get("CPN_ALTMARK_PERIOD_S", "1.0")))
+        self.api.telemetry = self.telemetry
         try:
             self.core.install_baseline()
             self.api.install_declared_policies()
+            self.telemetry.start()
             self.monitor = LinkMonitor(self.core, on_change=self.changed)
             self.monitor.start()
             from controllers.northbound.rest import start_rest_server
@@ -110,11 +117,22 @@ class CpnController(app_manager.OSKenApp):
             self.save()
             return
         datapath.send_msg(openflow.delete_all_flows(datapath))
-        for spec in self.flows[datapath.id]:
+        for spec in self.flows[datapath.id] + self._colour_flows(datapath.id, self.telemetry.colour):
             datapath.send_msg(openflow.flow_mod(datapath, spec))
+        self.datapaths[datapath.id] = datapath
         datapath.send_msg(datapath.ofproto_parser.OFPBarrierRequest(datapath))
         entry.update(connected=True, configured=False, flows=len(self.flows[datapath.id]))
         self.save()
+
+    def _colour_flows(self, dpid: int, colour: int):
+        switch = next(n for n in self.plan.nodes_of("switch") if n.site_id == dpid)
+        return marking.colour_flows(switch, colour)
+
+    def send_colour(self, colour: int) -> None:
+        """Alternate marking: every site switch now colours new packets ``colour``."""
+        for dpid, datapath in list(self.datapaths.items()):
+            for spec in self._colour_flows(dpid, colour):
+                datapath.send_msg(openflow.flow_mod(datapath, spec))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply(self, ev):
@@ -129,6 +147,7 @@ class CpnController(app_manager.OSKenApp):
             entry = self.state["switches"].get(str(ev.datapath.id))
             if entry is not None:
                 entry.update(connected=False, configured=False)
+                self.datapaths.pop(ev.datapath.id, None)
                 self.save()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -138,6 +157,7 @@ class CpnController(app_manager.OSKenApp):
         self.save()
 
     def close(self):
+        self.telemetry.stop()
         if self.monitor is not None:
             self.monitor.stop()
         if self.rest is not None:

@@ -21,6 +21,7 @@ LOG = logging.getLogger("cpn.northbound")
 class ControllerApi:
     def __init__(self, core, topology, on_change=lambda: None) -> None:
         self.core = core
+        self.telemetry = None
         self.topology_model = topology
         self.on_change = on_change
 
@@ -39,6 +40,11 @@ class ControllerApi:
         if self.topology_model is None:
             raise ApiError(404, "this controller was started without a topology snapshot")
         return self.topology_model.to_dict()
+
+    def get_telemetry(self) -> dict:
+        if self.telemetry is None:
+            raise ApiError(404, "telemetry is not running on this controller")
+        return self.telemetry.view()
 
     def list_policies(self) -> list[dict]:
         return self.core.list_policies()
@@ -95,6 +101,9 @@ class ControllerApi:
             raise ApiError(400, 'a link event is {"a": site, "b": site, "up": true|false}') from None
         if not isinstance(up, bool):
             raise ApiError(400, f"up={up!r} must be true or false")
+        for key, site in (("a", a), ("b", b)):
+            if not isinstance(site, str):
+                raise ApiError(400, f"{key}={site!r} must be a site name (a string)")
         graph_sites = {r.site for r in self.core.plan.nodes_of("router")}
         for site in (a, b):
             if site not in graph_sites:
@@ -104,5 +113,7 @@ class ControllerApi:
         except KeyError as err:
             raise ApiError(422, str(err.args[0])) from None
         event = self.core.link_changed(a, b, up, "northbound")
+        if event is None:
+            return {"kind": "no_change", "reason": f"link {a}-{b} was already {'up' if up else 'down'}"}
         self.on_change()
-        return event or {"kind": "no_change", "reason": f"link {a}-{b} was already {'up' if up else 'down'}"}
+        return event

@@ -102,6 +102,10 @@ class NorthboundClient:
         """Install a policy (``POST /policies``) and return it with its path and segments."""
         return self.request("POST", "/policies", policy)
 
+    def telemetry(self) -> dict:
+        """The live network view (``GET /telemetry``)."""
+        return self.request("GET", "/telemetry")
+
     def add_policies(self, policies: list) -> dict:
         """Install many policies in one request (``POST /policy-batches``): ``{"installed", "refused"}``."""
         return self.request("POST", "/policy-batches", {"policies": list(policies)})

@@ -100,6 +100,10 @@ class FakeNorthboundApi:
             self.policies[name] = policy
         return copy.deepcopy(policy)
 
+    def get_telemetry(self) -> dict:
+        self._enter("get_telemetry")
+        return {"period_s": 1.0, "epoch": None, "now": 0.0, "links": [], "probes": {}, "accuracy": {}}
+
     def add_policies(self, bodies: list) -> dict:
         installed, refused = [], []
         for body in bodies:

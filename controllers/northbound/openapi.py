@@ -395,8 +395,33 @@ def _policies_section() -> Section:
                     "PolicyBatch": batch, "PolicyBatchResult": batch_result})
 
 
+def _telemetry_section() -> Section:
+    link = {"type": "object", "required": ["link", "from", "to", "delay", "loss", "ground_truth"],
+            "description": "One direction of a WAN link (r<u>->r<v>).",
+            "properties": {
+                "link": {"type": "string"}, "from": _SITE, "to": _SITE,
+                "delay": {"type": ["object", "null"],
+                          "description": "From IOAM probes: median, mean and p99 one-way delay (ms), jitter (mean "
+                                         "absolute difference of consecutive samples), samples, window, age."},
+                "loss": {"type": ["object", "null"],
+                         "description": "From alternate marking: the last block read (index, colour, sent, "
+                                        "received, lost, loss_pct, age_s) and the link element's own drop count "
+                                        "for that block (truth_dropped, matches_truth)."},
+                "ground_truth": {"type": "object", "description": "What the emulator was configured with."}}}
+    view = {"type": "object", "required": ["period_s", "links"],
+            "properties": {"period_s": {"type": "number"}, "epoch": {"type": ["number", "null"]},
+                           "now": {"type": "number"}, "links": {"type": "array", "items": schema_ref("LinkTelemetry")},
+                           "probes": {"type": "object"}, "accuracy": {"type": "object"}}}
+    paths = {"/telemetry": {"get": operation(
+        "The live network view", "getTelemetry", {"200": response("Per directed link delay, jitter and loss.",
+                                                                 schema_ref("TelemetryView"))},
+        errors=[404])}}
+    return Section("telemetry", "IFIT-style in-band telemetry: alternate marking and IOAM.", paths,
+                   {"TelemetryView": view, "LinkTelemetry": link})
+
+
 #: The API's concerns, in the order the document lists them.
-SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section())
+SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section(), _telemetry_section())
 
 
 def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str = DEFAULT_URL) -> dict:
@@ -424,7 +449,7 @@ def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str 
     --------
     >>> doc = openapi_document(server_url="http://127.0.0.1:9000")
     >>> doc["servers"], [tag["name"] for tag in doc["tags"]]
-    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies'])
+    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies', 'telemetry'])
     >>> openapi_document([SECTIONS[1], SECTIONS[1]])
     Traceback (most recent call last):
     ...

@@ -103,6 +103,9 @@ class NorthboundApi(Protocol):
         unknown node or infeasible constraint.
         """
 
+    def get_telemetry(self) -> dict:
+        """``GET /telemetry``: the network view: per directed link delay, jitter and loss."""
+
     def add_policies(self, bodies: list) -> dict:
         """``POST /policy-batches``: install many policies in one request (bulk provisioning).
 
@@ -188,6 +191,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/status", lambda server, params, body: server.api.status()),
     Route("GET", "/topology", lambda server, params, body: server.api.topology()),
     Route("POST", "/events/link", lambda server, params, body: server.api.link_event(body), mutates=True),
+    Route("GET", "/telemetry", lambda server, params, body: server.api.get_telemetry()),
     Route("GET", "/policies", lambda server, params, body: server.api.list_policies()),
     Route("POST", "/policies", lambda server, params, body: server.api.add_policy(body), status=201, mutates=True,
           location=_policy_location),

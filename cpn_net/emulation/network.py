@@ -418,4 +418,8 @@ def _node_setup_script(node) -> str:
         cmds.append(f"ip link set dev {intf.name} up")
     if node.kind in ("client", "compute"):
         cmds.append(f"ip -6 route add default via {addressing.router_lan_address(node.site_id)}")
+        # Hosts end SRv6 paths (telemetry probes carry an SRH to them): Linux drops any
+        # packet with an SRH, even one with Segments Left 0, unless seg6 is enabled.
+        cmds.append("sysctl -qw net.ipv6.conf.all.seg6_enabled=1 " +
+                    " ".join(f"net.ipv6.conf.{i.name}.seg6_enabled=1" for i in node.interfaces))
     return " && ".join(cmds)

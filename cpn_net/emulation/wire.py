@@ -53,6 +53,8 @@ import struct
 import sys
 import time
 
+from cpn_net.telemetry.marking import colour_of_frame
+
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
@@ -132,7 +134,7 @@ def is_lost(settings: WireSettings, rng: random.Random) -> bool:
 
 def new_counters() -> dict:
     return {d: {"received": 0, "forwarded": 0, "dropped_loss": 0, "dropped_down": 0,
-                "send_errors": 0, "receive_errors": 0} for d in DIRECTIONS}
+                "send_errors": 0, "receive_errors": 0, "dropped_c0": 0, "dropped_c1": 0} for d in DIRECTIONS}
 
 
 class Wire:
@@ -203,14 +205,23 @@ class Wire:
             counters["received"] += 1
             if self.settings.down:
                 counters["dropped_down"] += 1
+                self._count_colour(counters, "dropped", frame)
                 continue
             if is_lost(self.settings, self.rng):
                 counters["dropped_loss"] += 1
+                self._count_colour(counters, "dropped", frame)
                 continue
             leave = departure_time(now, self.settings, self.last_departure[direction], self.rng)
             self.last_departure[direction] = leave
             self.sequence += 1
             heapq.heappush(self.queue, (leave, self.sequence, out_side, frame))
+
+    @staticmethod
+    def _count_colour(counters: dict, what: str, frame: bytes) -> None:
+        """Per alternate-marking colour, the ground truth telemetry is checked against."""
+        colour = colour_of_frame(frame)
+        if colour is not None:
+            counters[f"{what}_c{colour}"] += 1
 
     def _transmit_due(self) -> None:
         now = time.time()

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Hashable
+from typing import Hashable, Mapping
 
 import networkx as nx
 
@@ -98,11 +98,97 @@ def link_metric_us(G: nx.Graph, u: Hashable, v: Hashable) -> int:
         raise PathError(f"link {first}-{second}: {err}") from err
 
 
+class LinkState:
+    """What the searches read in their inner loops, taken from ``G`` once.
+
+    The link-state database of one topology snapshot: site ids, neighbours
+    and per-link attributes as plain dicts, so per-request code never walks
+    networkx views. Invalid attributes are recorded, not raised: each caller
+    raises the error its own contract names, or falls back to a slower path
+    that does. Get one from :meth:`Igp.link_state` (cached with the IGP's
+    trees) or :func:`link_state_of`.
+
+    Attributes
+    ----------
+    ids : dict
+        ``{site: id attribute}`` in node order (the raw value, maybe invalid).
+    by_id : dict
+        ``{id: site}``; with duplicate ids the site listed last wins.
+    ids_valid, ids_unique, metrics_valid : bool
+        Every id is an int; no two sites share one; every delay passes
+        :func:`igp_metric_us`.
+    adj : dict
+        ``{site: tuple of neighbours}`` in ``G.adj`` order.
+    metric_us, delay_ms, rate_mbps : dict
+        Per arc ``(u, v)``, both directions: the IGP metric (None if
+        invalid), ``float(delay_ms)`` (None if invalid) and the raw
+        ``rate_mbps`` (None when absent).
+    number_of_edges : int
+    memo : dict
+        Derived per-graph data other modules cache here, keyed by tuples
+        whose first item names the module's purpose.
+
+    Examples
+    --------
+    >>> G = nx.path_graph(["x", "y"])
+    >>> nx.set_node_attributes(G, {"x": 1, "y": 2}, "id")
+    >>> nx.set_edge_attributes(G, 1.5, "delay_ms")
+    >>> state = LinkState(G)
+    >>> state.by_id[2], state.adj["x"], state.metric_us[("y", "x")], state.metrics_valid
+    ('y', ('y',), 1500, True)
+    """
+
+    def __init__(self, G: nx.Graph):
+        self.G = G
+        self.ids = dict(G.nodes(data="id"))
+        self.ids_valid = all(isinstance(v, int) and not isinstance(v, bool) for v in self.ids.values())
+        self.by_id = {value: site for site, value in self.ids.items()}
+        self.ids_unique = len(self.by_id) == len(self.ids)
+        self.adj = {site: tuple(neighbours) for site, neighbours in G.adj.items()}
+        self.metric_us: dict = {}
+        self.delay_ms: dict = {}
+        self.rate_mbps: dict = {}
+        self.metrics_valid = True
+        for u, v, attrs in G.edges(data=True):
+            delay_ms = attrs.get("delay_ms")
+            try:
+                us, delay = igp_metric_us(delay_ms), float(delay_ms)
+            except PathError:
+                us = delay = None
+                self.metrics_valid = False
+            self.metric_us[(u, v)] = self.metric_us[(v, u)] = us
+            self.delay_ms[(u, v)] = self.delay_ms[(v, u)] = delay
+            self.rate_mbps[(u, v)] = self.rate_mbps[(v, u)] = attrs.get("rate_mbps")
+        self.number_of_edges = G.number_of_edges()
+        self.memo: dict = {}
+
+
+def link_state_of(G: nx.Graph, igp: "Igp | None" = None) -> LinkState:
+    """The cached :class:`LinkState` of ``igp`` if it is the IGP of ``G``, else a fresh one.
+
+    A cache is only ever reused for the very graph object it was built
+    from, so a changed topology (a new graph) never sees another's data.
+
+    Examples
+    --------
+    >>> G = nx.Graph(); G.add_node("a", id=1)
+    >>> igp = Igp(G)
+    >>> link_state_of(G, igp) is igp.link_state(), link_state_of(nx.Graph(G), igp) is igp.link_state()
+    (True, False)
+    """
+    if igp is not None and igp.G is G:
+        return igp.link_state()
+    return LinkState(G)
+
+
 class Igp:
     """The IGP of one topology snapshot, with its shortest-path trees cached.
 
     Build one per topology version and share it: every query on the same
-    ``Igp`` reuses the tree of its target. Do not mutate ``G`` afterwards.
+    ``Igp`` reuses the tree of its target, and functions given ``igp=``
+    reuse its :class:`LinkState` (site ids, neighbours, link attributes).
+    ``G`` is read once: do not mutate it afterwards; build a new graph and
+    a new ``Igp`` when the topology changes.
 
     Examples
     --------
@@ -117,10 +203,21 @@ class Igp:
     def __init__(self, G: nx.Graph):
         self.G = G
         self._trees: dict[Hashable, tuple[dict, dict]] = {}
+        self._link_state: LinkState | None = None
+
+    def link_state(self) -> LinkState:
+        """The :class:`LinkState` of ``G``, built on first use."""
+        if self._link_state is None:
+            self._link_state = LinkState(self.G)
+        return self._link_state
 
     def next_hops(self, target: Hashable) -> dict:
         """``{site: next hop towards target}`` for every site that reaches ``target``."""
         return dict(self._tree(target)[0])
+
+    def next_hop_map(self, target: Hashable) -> Mapping:
+        """Like :meth:`next_hops` without the copy: the cached map, which callers must not change."""
+        return self._tree(target)[0]
 
     def next_hop(self, site: Hashable, target: Hashable) -> Hashable | None:
         """The next hop from ``site`` towards ``target``; None at the target or when unreachable."""
@@ -152,7 +249,12 @@ class Igp:
     def _tree(self, target: Hashable) -> tuple[dict, dict]:
         tree = self._trees.get(target)
         if tree is None:
-            tree = self._trees[target] = _shortest_path_tree(self.G, target)
+            state = self.link_state()
+            if state.ids_valid and state.metrics_valid and target in self.G:
+                tree = _shortest_path_tree_of(state, target)
+            else:
+                tree = _shortest_path_tree(self.G, target)  # raises, naming the site or link
+            self._trees[target] = tree
         return tree
 
 
@@ -233,4 +335,29 @@ def _shortest_path_tree(G: nx.Graph, target: Hashable) -> tuple[dict, dict]:
                 parent[v] = u
                 if old is None or nd < old:
                     heapq.heappush(heap, (nd, site_id(G, v), v))
+    return parent, dist
+
+
+def _shortest_path_tree_of(state: LinkState, target: Hashable) -> tuple[dict, dict]:
+    """:func:`_shortest_path_tree` on valid link-state data: the same steps, no attribute checks."""
+    ids, adj, metric_us = state.ids, state.adj, state.metric_us
+    dist = {target: 0}
+    parent: dict = {}
+    done: set = set()
+    heap = [(0, ids[target], target)]
+    while heap:
+        d, uid, u = heapq.heappop(heap)
+        if u in done:
+            continue
+        done.add(u)
+        for v in adj[u]:
+            if v in done:
+                continue
+            nd = d + metric_us[(u, v)]
+            old = dist.get(v)
+            if old is None or nd < old or (nd == old and uid < ids[parent[v]]):
+                dist[v] = nd
+                parent[v] = u
+                if old is None or nd < old:
+                    heapq.heappush(heap, (nd, ids[v], v))
     return parent, dist

@@ -61,7 +61,7 @@ from typing import Callable, Hashable, Iterable, Mapping, Sequence
 import networkx as nx
 
 from cpn_net.srv6.errors import InfeasiblePath, PathError
-from cpn_net.srv6.igp import check_site, igp_metric_us, link_metric_us, site_id
+from cpn_net.srv6.igp import Igp, LinkState, check_site, link_metric_us, link_state_of, site_id
 
 OBJECTIVES = ("min_delay", "min_hops")
 _EPSILON_MBPS = 1e-9  # residual equal to the demand fits despite float noise
@@ -97,7 +97,7 @@ def link_key(u: Hashable, v: Hashable) -> tuple:
     return (u, v) if str(u) <= str(v) else (v, u)
 
 
-def residual_capacity(G: nx.Graph, reservations_mbps: Mapping | None = None) -> dict:
+def residual_capacity(G: nx.Graph, reservations_mbps: Mapping | None = None, *, igp: Igp | None = None) -> dict:
     """Residual capacity per link: ``rate_mbps`` minus reservations (None = unconstrained).
 
     Parameters
@@ -106,6 +106,9 @@ def residual_capacity(G: nx.Graph, reservations_mbps: Mapping | None = None) -> 
     reservations_mbps : mapping, optional
         ``{(site, site): Mbit/s reserved}``, either order; several entries
         for one link add up.
+    igp : Igp, optional
+        The shared :class:`~cpn_net.srv6.igp.Igp` of ``G``: its cached link
+        rates save walking the graph.
 
     Returns
     -------
@@ -131,11 +134,30 @@ def residual_capacity(G: nx.Graph, reservations_mbps: Mapping | None = None) -> 
         if isinstance(mbps, bool) or not isinstance(mbps, (int, float)) or not math.isfinite(mbps):
             raise PathError(f"reservation on link {u}-{v}: {mbps!r} Mbit/s must be a finite number")
         reserved[link_key(u, v)] = reserved.get(link_key(u, v), 0.0) + mbps
+    rates = _link_rates(igp.link_state()) if igp is not None and igp.G is G else None
+    if rates is not None:
+        if not reserved:
+            return dict(rates)  # x - 0.0 == x, bit for bit: the same values as below
+        return {key: None if rate is None else rate - reserved.get(key, 0.0) for key, rate in rates.items()}
     result = {}
     for u, v, rate in G.edges(data="rate_mbps"):
         key = link_key(u, v)
         result[key] = None if rate is None else float(rate) - reserved.get(key, 0.0)
     return result
+
+
+def _link_rates(state: LinkState) -> dict | None:
+    """``{link_key: float(rate_mbps) or None}`` in edge order, cached; None if a rate is not a number."""
+    key = ("paths.rates",)
+    if key not in state.memo:
+        try:
+            rates = {}
+            for u, v, rate in state.G.edges(data="rate_mbps"):
+                rates[link_key(u, v)] = None if rate is None else float(rate)
+        except (TypeError, ValueError):
+            rates = None  # residual_capacity's own loop raises the error
+        state.memo[key] = rates
+    return state.memo[key]
 
 
 def path_along(G: nx.Graph, sites: Sequence[str], residual_mbps: Mapping | None = None) -> Path:
@@ -171,7 +193,8 @@ def path_along(G: nx.Graph, sites: Sequence[str], residual_mbps: Mapping | None 
 
 def best_path(G: nx.Graph, source: str, target: str, *, objective: str = "min_delay",
               bandwidth_mbps: float | None = None, residual_mbps: Mapping | None = None,
-              waypoints: Sequence[str] = (), exclude_links: Iterable[tuple[str, str]] = ()) -> Path:
+              waypoints: Sequence[str] = (), exclude_links: Iterable[tuple[str, str]] = (),
+              igp: Igp | None = None) -> Path:
     """The best path from ``source`` to ``target`` under the objective and constraints.
 
     Parameters
@@ -189,6 +212,10 @@ def best_path(G: nx.Graph, source: str, target: str, *, objective: str = "min_de
         Sites to visit in this order between source and target.
     exclude_links : iterable of (str, str)
         Links to avoid.
+    igp : Igp, optional
+        The shared :class:`~cpn_net.srv6.igp.Igp` of ``G``. Its cache keeps
+        the graph's costs and, per objective and source, the unconstrained
+        best paths to every site, so repeated requests are lookups.
 
     Returns
     -------
@@ -209,7 +236,7 @@ def best_path(G: nx.Graph, source: str, target: str, *, objective: str = "min_de
     >>> best_path(G, "a", "c").sites, best_path(G, "a", "c", waypoints=["d"]).sites
     (('a', 'b', 'c'), ('a', 'd', 'c'))
     """
-    search = _Search(G, objective, bandwidth_mbps, residual_mbps, exclude_links)
+    search = _Search(G, objective, bandwidth_mbps, residual_mbps, exclude_links, igp)
     for site in (source, target, *waypoints):
         check_site(G, site)
     if not waypoints:
@@ -227,7 +254,7 @@ def best_path(G: nx.Graph, source: str, target: str, *, objective: str = "min_de
 
 def disjoint_paths(G: nx.Graph, source: str, target: str, k: int = 2, *, objective: str = "min_delay",
                    bandwidth_mbps: float | None = None, residual_mbps: Mapping | None = None,
-                   exclude_links: Iterable[tuple[str, str]] = ()) -> tuple[Path, ...]:
+                   exclude_links: Iterable[tuple[str, str]] = (), igp: Igp | None = None) -> tuple[Path, ...]:
     """``k`` link-disjoint paths of least total cost (Suurballe / Bhandari).
 
     Each path must satisfy the bandwidth constraint on its own links.
@@ -257,7 +284,7 @@ def disjoint_paths(G: nx.Graph, source: str, target: str, k: int = 2, *, objecti
     check_site(G, target)
     if source == target:
         raise PathError(f"disjoint paths {source}->{target}: source and target must differ")
-    search = _Search(G, objective, bandwidth_mbps, residual_mbps, exclude_links)
+    search = _Search(G, objective, bandwidth_mbps, residual_mbps, exclude_links, igp)
     search.leg(source, target)  # raises the single-path reason if there is no path at all
     arcs = [(a, b) for u, v in G.edges for a, b in ((u, v), (v, u)) if search.allowed(u, v)]
     arcs.sort(key=lambda arc: (search.ids[arc[0]], search.ids[arc[1]]))
@@ -278,9 +305,9 @@ def disjoint_paths(G: nx.Graph, source: str, target: str, k: int = 2, *, objecti
 
 
 class _Search:
-    """One request's constraints and integer edge costs."""
+    """One request's constraints over the graph's (cached) link state and integer arc costs."""
 
-    def __init__(self, G, objective, bandwidth_mbps, residual_mbps, exclude_links):
+    def __init__(self, G, objective, bandwidth_mbps, residual_mbps, exclude_links, igp=None):
         if objective not in OBJECTIVES:
             raise PathError(f"objective={objective!r} must be one of {', '.join(OBJECTIVES)}")
         if bandwidth_mbps is not None and (isinstance(bandwidth_mbps, bool)
@@ -297,24 +324,27 @@ class _Search:
             if not G.has_edge(u, v):
                 raise PathError(f"exclude_links: {u}-{v} is not a link of the topology")
             self.excluded.add(link_key(u, v))
-        self.ids = dict(G.nodes(data="id"))
-        for site, value in self.ids.items():
-            if type(value) is not int:
-                site_id(G, site)  # raises, naming the site
-        metric = {}
-        for u, v, delay_ms in G.edges(data="delay_ms"):
-            try:
-                metric[(u, v)] = metric[(v, u)] = igp_metric_us(delay_ms)
-            except PathError:
-                link_metric_us(G, u, v)  # re-raises, naming the link
-        # Costs fold the tie-breaking metric in below the main one, as one int:
-        # the scale exceeds any total the tie-breaker can reach over k paths.
-        if objective == "min_delay":
-            scale = G.number_of_edges() + 1
-            self._cost = {arc: us * scale + 1 for arc, us in metric.items()}
+        state = self.state = link_state_of(G, igp)
+        if not state.ids_valid:
+            for site in state.ids:
+                site_id(G, site)  # raises, naming the first bad site
+        if not state.metrics_valid:
+            for u, v in G.edges:
+                link_metric_us(G, u, v)  # raises, naming the first bad link
+        self.ids = state.ids
+        self._cost, self._arcs = _arc_costs(state, objective)
+        if bandwidth_mbps is None and not self.excluded:
+            self._allowed = None  # every link is allowed: unconstrained searches are cached
         else:
-            scale = sum(metric.values()) // 2 + 1
-            self._cost = {arc: scale + us for arc, us in metric.items()}
+            verdicts: dict = {}
+
+            def allowed(u, v):
+                verdict = verdicts.get((u, v))
+                if verdict is None:
+                    verdict = verdicts[(u, v)] = self.allowed(u, v)
+                return verdict
+
+            self._allowed = allowed
 
     def cost(self, u, v) -> int:
         return self._cost[(u, v)]
@@ -322,35 +352,72 @@ class _Search:
     def total(self, sites) -> int:
         return sum(self.cost(u, v) for u, v in zip(sites, sites[1:]))
 
+    def residual(self, u, v) -> float | None:
+        """As :func:`_residual`, reading the rate from the link state."""
+        residual_mbps = self.residual_mbps
+        if residual_mbps is not None:
+            if (u, v) in residual_mbps:
+                return residual_mbps[(u, v)]
+            if (v, u) in residual_mbps:
+                return residual_mbps[(v, u)]
+        rate = self.state.rate_mbps[(u, v)]
+        return None if rate is None else float(rate)
+
     def fits(self, u, v) -> bool:
         if self.bandwidth_mbps is None:
             return True
-        residual = _residual(self.G, u, v, self.residual_mbps)
+        residual = self.residual(u, v)
         return residual is None or residual >= self.bandwidth_mbps - _EPSILON_MBPS
 
     def allowed(self, u, v) -> bool:
         return link_key(u, v) not in self.excluded and self.fits(u, v)
 
     def measure(self, sites) -> Path:
-        return path_along(self.G, sites, self.residual_mbps)
+        """:func:`path_along` for sites the search found (so known and linked)."""
+        delays = self.state.delay_ms
+        delay_ms = 0.0
+        bottleneck = None
+        for u, v in zip(sites, sites[1:]):
+            delay_ms += delays[(u, v)]
+            residual = self.residual(u, v)
+            if residual is not None:
+                bottleneck = residual if bottleneck is None else min(bottleneck, residual)
+        return Path(tuple(sites), delay_ms, len(sites) - 1, bottleneck)
 
     def leg(self, source, target, banned=frozenset(), context="") -> tuple:
         """Best sites source..target avoiding ``banned``, or InfeasiblePath with the reason."""
         if source == target:
             return (source,)
-        found = _dijkstra(self.G, self.ids, source, target, self.cost, self.allowed, banned)
+        if self._allowed is None:
+            found = self._best_from(source).get(target)
+            # Labels are the least (cost, id sequence) over all simple paths, so
+            # a best path that avoids the banned sites is also the best without them.
+            if found is not None and not any(site in banned for site in found):
+                return found
+            if found is None and not banned:
+                raise self._why_not(source, target, banned, context)
+        found = _dijkstra(self._arcs, self.ids, source, target, self._allowed, banned)
         if found is not None:
             return found
         raise self._why_not(source, target, banned, context)
 
+    def _best_from(self, source) -> dict:
+        """``{site: best unconstrained path from source}``, cached per graph, objective and source."""
+        key = ("paths.best_from", self.objective, source)
+        best = self.state.memo.get(key)
+        if best is None:
+            best = self.state.memo[key] = {}
+            _dijkstra(self._arcs, self.ids, source, None, None, frozenset(), reached=best)
+        return best
+
     def _why_not(self, source, target, banned, context) -> InfeasiblePath:
         G = self.G
         where = f" without revisiting {', '.join(sorted(map(str, banned)))}" if banned else ""
-        if _dijkstra(G, self.ids, source, target, self.cost, lambda u, v: True, banned) is None:
+        if _dijkstra(self._arcs, self.ids, source, target, None, banned) is None:
             return InfeasiblePath(f"no path {source}->{target}{where}{context}: the sites are not connected",
                                   source=source, target=target, constraint="connectivity")
         structural = lambda u, v: link_key(u, v) not in self.excluded  # noqa: E731
-        if _dijkstra(G, self.ids, source, target, self.cost, structural, banned) is None:
+        if _dijkstra(self._arcs, self.ids, source, target, structural, banned) is None:
             excluded = tuple(sorted(self.excluded, key=str))
             names = ", ".join(f"{u}-{v}" for u, v in excluded)
             return InfeasiblePath(f"no path {source}->{target}{where}{context} avoiding links {names}: "
@@ -362,6 +429,26 @@ class _Search:
                               source=source, target=target, constraint="bandwidth_mbps", links=((u, v),))
 
 
+def _arc_costs(state: LinkState, objective: str) -> tuple[dict, dict]:
+    """Integer arc costs ``{(u, v): cost}`` and ``{u: ((v, cost, id of v), ...)}``, cached per objective."""
+    key = ("paths.costs", objective)
+    found = state.memo.get(key)
+    if found is None:
+        metric = state.metric_us
+        # Costs fold the tie-breaking metric in below the main one, as one int:
+        # the scale exceeds any total the tie-breaker can reach over k paths.
+        if objective == "min_delay":
+            scale = state.number_of_edges + 1
+            cost = {arc: us * scale + 1 for arc, us in metric.items()}
+        else:
+            scale = sum(metric.values()) // 2 + 1
+            cost = {arc: scale + us for arc, us in metric.items()}
+        ids = state.ids
+        arcs = {u: tuple((v, cost[(u, v)], ids[v]) for v in neighbours) for u, neighbours in state.adj.items()}
+        found = state.memo[key] = (cost, arcs)
+    return found
+
+
 def _residual(G, u, v, residual_mbps) -> float | None:
     if residual_mbps is not None:
         for key in ((u, v), (v, u)):
@@ -371,22 +458,31 @@ def _residual(G, u, v, residual_mbps) -> float | None:
     return None if rate is None else float(rate)
 
 
-def _dijkstra(G, ids, source, target, cost: Callable, allowed: Callable, banned) -> tuple | None:
-    """Least (cost, site-id sequence) simple path; labels carry whole paths for the tie-break."""
+def _dijkstra(arcs: Mapping, ids: Mapping, source, target, allowed: Callable | None, banned,
+              reached: dict | None = None) -> tuple | None:
+    """Least (cost, site-id sequence) simple path; labels carry whole paths for the tie-break.
+
+    ``arcs`` is :func:`_arc_costs`' adjacency; ``allowed`` None allows every
+    link. With ``reached``, every settled site's path is recorded there (give
+    ``target=None`` to settle all).
+    """
     settled = set()
     heap = [(0, (ids[source],), (source,))]
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        total, id_seq, sites = heapq.heappop(heap)
+        total, id_seq, sites = pop(heap)
         u = sites[-1]
         if u in settled:
             continue
         settled.add(u)
+        if reached is not None:
+            reached[u] = sites
         if u == target:
             return sites
-        for v in G.adj[u]:
-            if v in settled or v in banned or not allowed(u, v):
+        for v, cost, vid in arcs[u]:
+            if v in settled or v in banned or (allowed is not None and not allowed(u, v)):
                 continue
-            heapq.heappush(heap, (total + cost(u, v), id_seq + (ids[v],), sites + (v,)))
+            push(heap, (total + cost, id_seq + (vid,), sites + (v,)))
     return None
 
 
@@ -509,7 +605,7 @@ def _too_few_disjoint(search: _Search, source, target, k, found, reachable, flow
         if key in search.excluded:
             why = "excluded"
         elif not search.fits(u, v):
-            why = f"{_residual(G, u, v, search.residual_mbps):g} Mbit/s residual < {search.bandwidth_mbps:g}"
+            why = f"{search.residual(u, v):g} Mbit/s residual < {search.bandwidth_mbps:g}"
         else:
             why = "in use by another path"  # allowed yet crossing the cut: saturated
         cut.append((key, why))

@@ -22,6 +22,7 @@ Objectives: ``min_delay`` and ``min_hops`` as :func:`cpn_net.srv6.paths.best_pat
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from typing import Mapping
 
@@ -102,20 +103,43 @@ def destination_of(spec, G: nx.Graph, hosts: Mapping[str, HostInfo]) -> Destinat
         if spec.to not in G:
             raise PolicyError(f"{where}: to={spec.to!r} is not a site of this network")
         site_id = G.nodes[spec.to]["id"]
-        return Destination(spec.to, addressing.site_lan(site_id), end_dt6_sid(site_id, MAIN_TABLE))
+        return Destination(spec.to, _site_lan(site_id), end_dt6_sid(site_id, MAIN_TABLE))
     if spec.to_kind == "host":
         host = hosts.get(spec.to)
         if host is None:
             raise PolicyError(f"{where}: to={spec.to!r} is not a host of this network")
-        return Destination(host.site, ipaddress.IPv6Network(f"{host.address}/128"),
-                           end_dx6_sid(host.site_id, host.kind, host.index))
+        return Destination(host.site, _host_prefix(host.address), end_dx6_sid(host.site_id, host.kind, host.index))
     prefix = ipaddress.IPv6Network(spec.to, strict=False)
     for site, attrs in G.nodes(data=True):
-        lan = addressing.site_lan(attrs["id"])
+        lan = _site_lan(attrs["id"])
         if prefix.subnet_of(lan):
             return Destination(site, prefix, end_dt6_sid(attrs["id"], MAIN_TABLE))
     raise PolicyError(f"{where}: prefix {prefix} is inside no site's LAN, so no router can "
                       "decapsulate for it; give `to` as a site or a host")
+
+
+def _host_prefix(address) -> ipaddress.IPv6Network:
+    """The host's /128; cached, as parsing address text dominated :func:`destination_of`."""
+    if type(address) is ipaddress.IPv6Address:
+        return _cached_host_prefix(address)
+    return ipaddress.IPv6Network(f"{address}/128")
+
+
+def _site_lan(site_id) -> ipaddress.IPv6Network:
+    """:func:`~cpn_net.model.addressing.site_lan`, cached for int ids (networks are immutable)."""
+    if type(site_id) is int:
+        return _cached_site_lan(site_id)
+    return addressing.site_lan(site_id)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _cached_host_prefix(address: ipaddress.IPv6Address) -> ipaddress.IPv6Network:
+    return ipaddress.IPv6Network(f"{address}/128")
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _cached_site_lan(site_id: int) -> ipaddress.IPv6Network:
+    return addressing.site_lan(site_id)
 
 
 def plan_policy(G: nx.Graph, spec, interfaces: InterfacePlan, hosts: Mapping[str, HostInfo], *,
@@ -135,9 +159,9 @@ def plan_policy(G: nx.Graph, spec, interfaces: InterfacePlan, hosts: Mapping[str
                           "a policy steers traffic between two sites")
     bandwidth = spec.bandwidth_mbps if spec.objective == "bandwidth" else None
     objective = "min_delay" if spec.objective == "bandwidth" else spec.objective
-    residual = residual_capacity(G, reservations_mbps or {})
+    residual = residual_capacity(G, reservations_mbps or {}, igp=igp)
     path = best_path(G, spec.headend, destination.site, objective=objective, bandwidth_mbps=bandwidth,
-                     residual_mbps=residual, waypoints=tuple(spec.waypoints))
+                     residual_mbps=residual, waypoints=tuple(spec.waypoints), igp=igp)
     segments = minimal_segment_list(G, path, final_sid=destination.final_sid, igp=igp)
     flow = getattr(spec, "flow", None)
     if flow is not None:

@@ -63,7 +63,7 @@ from cpn_net.model import addressing
 from cpn_net.srv6.errors import PathError, PolicyError, SegmentError
 from cpn_net.srv6.igp import Igp, check_site, site_id
 from cpn_net.srv6.interfaces import InterfacePlan
-from cpn_net.srv6.segments import SegmentList, follow_segments
+from cpn_net.srv6.segments import SegmentList, follow_segments, sites_by_id
 from cpn_net.srv6.sids import Behaviour, parse_sid
 
 MODES = ("encap", "encap.red")
@@ -101,7 +101,8 @@ class FlowMatch:
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "dst", ipaddress.IPv6Network(self.dst))
+            if type(self.dst) is not ipaddress.IPv6Network:  # re-parsing one through its text is slow
+                object.__setattr__(self, "dst", ipaddress.IPv6Network(self.dst))
             if self.src is not None:
                 object.__setattr__(self, "src", ipaddress.IPv6Network(self.src))
         except ValueError as err:
@@ -166,7 +167,8 @@ class SRPolicy:
             raise PolicyError(f"{where}: mode={self.mode!r} must be one of {', '.join(MODES)}")
         if not isinstance(self.segments, SegmentList):
             raise PolicyError(f"{where}: segments must be a SegmentList, got {type(self.segments).__name__}")
-        if self.destination is not None and not isinstance(self.destination, FlowMatch):
+        if self.destination is not None and not isinstance(self.destination, FlowMatch) \
+                and type(self.destination) is not ipaddress.IPv6Network:  # re-parsing one is slow
             try:
                 object.__setattr__(self, "destination", ipaddress.IPv6Network(self.destination))
             except ValueError as err:
@@ -296,8 +298,8 @@ def compile_policy(G: nx.Graph, policy: SRPolicy, interfaces: InterfacePlan, *, 
 
 def _first_hop_ifname(G, policy: SRPolicy, interfaces: InterfacePlan, igp: Igp) -> str:
     """The interface towards the first segment, as ``ip route`` would show it."""
-    first = policy.segments.sids()[0]
-    by_id = {site_id(G, s): s for s in G.nodes}
+    first = parse_sid(policy.segments.first)
+    by_id = sites_by_id(G, igp)
     owner = by_id[first.site_id]
     if owner != policy.headend:
         return interfaces.wan_ifname(policy.headend, igp.next_hop(policy.headend, owner))

@@ -47,7 +47,8 @@ from typing import Hashable, Iterable, Mapping, Sequence
 import networkx as nx
 
 from cpn_net.srv6.errors import PathError, SegmentError, SidError
-from cpn_net.srv6.igp import Igp, check_site, site_id
+from cpn_net.model import addressing
+from cpn_net.srv6.igp import Igp, LinkState, check_site, site_id
 from cpn_net.srv6.paths import Path
 from cpn_net.srv6.sids import Behaviour, Sid, end_sid, end_x_sid, parse_sid
 from cpn_net.srv6.srh import MAX_SEGMENTS
@@ -170,7 +171,77 @@ def minimal_segment_list(G: nx.Graph, path: Path | Sequence[str], *,
     if n == 0 and final is None:
         raise SegmentError(f"path ({sites[0]},) has one site and no final_sid: an empty list forces nothing; "
                            "give the decapsulating SID as final_sid")
+    if igp.G is G and _plan_ready(igp.link_state()):
+        return _minimal_on_plan(igp, sites, final)
+    return _minimal_by_igp_paths(G, igp, sites, final)
 
+
+def _plan_ready(state: LinkState) -> bool:
+    """Valid delays and distinct ids in the SID plan's range: no SID or IGP query can fail."""
+    key = ("segments.plan_ready",)
+    ready = state.memo.get(key)
+    if ready is None:
+        ready = state.memo[key] = (state.ids_valid and state.ids_unique and state.metrics_valid
+                                   and all(1 <= i <= addressing.MAX_SITE_ID for i in state.ids.values()))
+    return ready
+
+
+def _minimal_on_plan(igp: Igp, sites: tuple, final) -> SegmentList:
+    """The dynamic programme of :func:`_minimal_by_igp_paths`, deciding on positions, not SIDs.
+
+    ``lo[j]`` is the first position from which the IGP alone follows the path
+    to ``sites[j]``: the IGP path from ``sites[i]`` is ``sites[i..j]`` exactly
+    when the next hop of ``sites[i]`` towards ``sites[j]`` is ``sites[i+1]``
+    and ``sites[i+1]``'s path agrees too. The choice keys are those of the
+    reference, and unique, so only the chosen SIDs need building.
+    """
+    n = len(sites) - 1
+    lo = [0] * (n + 1)
+    for j in range(1, n + 1):
+        next_hop = igp.next_hop_map(sites[j])
+        i = j
+        while i > 0 and next_hop.get(sites[i - 1]) == sites[i]:
+            i -= 1
+        lo[j] = i
+    # best[i]: (sid count, preference key, choice, next position) from "packet at sites[i]".
+    best: list = [None] * (n + 1)
+    for i in range(n, -1, -1):
+        choice = None
+        if final is not None and i >= lo[n]:
+            choice = (1, (0, -(n + 1)), "final", None)
+        if final is None and i == n:
+            choice = (0, (0, 0), "done", None)
+        for j in range(i, n + 1):
+            if i < lo[j]:
+                continue
+            if j > i and not (final is not None and j == n):
+                option = (1 + best[j][0], (0, -j), "end", j)
+                if choice is None or option[:2] < choice[:2]:
+                    choice = option
+            if j < n:
+                option = (1 + best[j + 1][0], (1, -j), "x", j + 1)
+                if choice is None or option[:2] < choice[:2]:
+                    choice = option
+        best[i] = choice
+    ids = igp.link_state().ids
+    segments = []
+    i = 0
+    while True:
+        _count, _key, kind, after = best[i]
+        if kind == "final":
+            segments.append(final)
+        elif kind == "end":
+            segments.append(end_sid(ids[sites[after]]))
+        elif kind == "x":
+            segments.append(end_x_sid(ids[sites[after - 1]], ids[sites[after]]))
+        if after is None:
+            return SegmentList(tuple(segments))
+        i = after
+
+
+def _minimal_by_igp_paths(G: nx.Graph, igp: Igp, sites: tuple, final) -> SegmentList:
+    """The straightforward programme, asking the IGP for every stretch; any graph, any ``igp``."""
+    n = len(sites) - 1
     agree_cache: dict = {}
 
     def agrees(i: int, j: int) -> bool:
@@ -269,10 +340,33 @@ def follow_segments(G: nx.Graph, headend: Hashable, segments: SegmentList | Iter
         check_site(G, headend)
     except PathError as err:
         raise SegmentError(f"headend: {err}") from err
-    by_id = {site_id(G, s): s for s in G.nodes}
+    by_id = sites_by_id(G, igp)
     sites = [headend]
     _follow(G, igp or Igp(G), by_id, sites, SegmentList(tuple(segments)), dict(bindings or {}), depth=0)
     return tuple(sites)
+
+
+def sites_by_id(G: nx.Graph, igp: Igp | None = None) -> Mapping:
+    """``{site id: site}`` of ``G``, from the link state of ``igp`` when it is the IGP of ``G``.
+
+    The mapping may be ``igp``'s cached one: read it, do not change it.
+
+    Raises
+    ------
+    PathError
+        If a site's ``id`` is missing or not an int.
+
+    Examples
+    --------
+    >>> G = nx.Graph(); G.add_nodes_from([("a", {"id": 1}), ("b", {"id": 2})])
+    >>> sites_by_id(G), sites_by_id(G, Igp(G))
+    ({1: 'a', 2: 'b'}, {1: 'a', 2: 'b'})
+    """
+    if igp is not None and igp.G is G:
+        state = igp.link_state()
+        if state.ids_valid:
+            return state.by_id
+    return {site_id(G, s): s for s in G.nodes}
 
 
 def _follow(G, igp, by_id, sites, segments: SegmentList, bindings, depth) -> None:

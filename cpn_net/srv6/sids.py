@@ -92,6 +92,30 @@ def _host_code(kind: str) -> int:
 _HOST_KIND_BY_CODE = {_host_code(kind): kind for kind in HOST_KINDS}
 
 
+
+def _sid_cache(function):
+    """Cache a pure SID function: path planning asks for the same few SIDs over and over.
+
+    IPv6Address and Sid are immutable, so sharing results is safe; typed
+    keys keep ``True`` apart from ``1``; failures are not cached. Calls with
+    keywords or unhashable arguments go straight through, so they fail as
+    the function itself says.
+    """
+    cached = functools.lru_cache(maxsize=1 << 14, typed=True)(function)
+
+    @functools.wraps(function)
+    def sid(*args, **kwargs):
+        if kwargs:
+            return function(*args, **kwargs)
+        try:
+            hash(args)
+        except TypeError:
+            return function(*args)
+        return cached(*args)
+
+    return sid
+
+
 @dataclass(frozen=True)
 class Locator:
     """A site's SRv6 locator (RFC 8986 §3.1): the prefix all its SIDs share.
@@ -170,6 +194,7 @@ def site_locator(site_id: int) -> Locator:
         raise SidError(f"site id {site_id!r}: {err}; use the site's id from the topology") from err
 
 
+@_sid_cache
 def end_sid(site_id: int) -> ipaddress.IPv6Address:
     """The node SID (End) of site ``site_id``.
 
@@ -181,6 +206,7 @@ def end_sid(site_id: int) -> ipaddress.IPv6Address:
     return _build(site_id, Behaviour.END)
 
 
+@_sid_cache
 def end_x_sid(site_id: int, neighbour_id: int) -> ipaddress.IPv6Address:
     """The adjacency SID (End.X) of site ``site_id`` towards site ``neighbour_id``.
 
@@ -201,6 +227,7 @@ def end_x_sid(site_id: int, neighbour_id: int) -> ipaddress.IPv6Address:
     return _build(site_id, Behaviour.END_X, _group(neighbour_id))
 
 
+@_sid_cache
 def end_dx6_sid(site_id: int, kind: str, index: int) -> ipaddress.IPv6Address:
     """The End.DX6 SID decapsulating towards host ``index`` of ``kind`` at the site.
 
@@ -226,6 +253,7 @@ def end_dx6_sid(site_id: int, kind: str, index: int) -> ipaddress.IPv6Address:
     return _build(site_id, Behaviour.END_DX6, host_code, host_index)
 
 
+@_sid_cache
 def end_dt6_sid(site_id: int, table: int) -> ipaddress.IPv6Address:
     """The End.DT6 SID decapsulating into routing table ``table`` (1..9999).
 
@@ -238,6 +266,7 @@ def end_dt6_sid(site_id: int, table: int) -> ipaddress.IPv6Address:
     return _build(site_id, Behaviour.END_DT6, _group(table))
 
 
+@_sid_cache
 def binding_sid(site_id: int, index: int) -> ipaddress.IPv6Address:
     """Binding SID number ``index`` (End.B6.Encaps) of site ``site_id``.
 
@@ -250,6 +279,7 @@ def binding_sid(site_id: int, index: int) -> ipaddress.IPv6Address:
     return _build(site_id, Behaviour.END_B6_ENCAPS, _group(index))
 
 
+@_sid_cache
 def parse_sid(address: ipaddress.IPv6Address | str) -> Sid:
     """Read a SID of the plan back into site, behaviour and arguments.
 

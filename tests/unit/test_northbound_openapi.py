@@ -157,14 +157,14 @@ def test_policy_name_pattern_is_anchored(doc):
 
 
 def test_a_new_section_adds_paths_schemas_and_tag():
-    telemetry = Section("telemetry", "Per-hop delay and loss.", {
-        "/telemetry/links": {"get": operation("Link measurements", "listLinkTelemetry",
+    telemetry = Section("services", "Compute services (a later section).", {
+        "/services/instances": {"get": operation("Link measurements", "listLinkTelemetry",
                                               {"200": response("Per link.", {"type": "array",
                                                                              "items": schema_ref("LinkSample")})})}},
         {"LinkSample": {"type": "object", "properties": {"delay_ms": {"type": "number"}}}})
     doc = openapi_document((*SECTIONS, telemetry))
-    assert doc["paths"]["/telemetry/links"]["get"]["tags"] == ["telemetry"]
-    assert "LinkSample" in doc["components"]["schemas"] and doc["tags"][-1]["name"] == "telemetry"
+    assert doc["paths"]["/services/instances"]["get"]["tags"] == ["services"]
+    assert "LinkSample" in doc["components"]["schemas"] and doc["tags"][-1]["name"] == "services"
     assert "/policies" in doc["paths"]
 
 

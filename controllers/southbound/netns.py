@@ -1,0 +1,44 @@
+"""Open sockets inside a node's network namespace from the controller process.
+
+A network namespace is per thread in Linux: a short-lived thread joins the
+namespace (``setns``), creates the socket, and ends; the socket stays in that
+namespace for its whole life, usable from any thread. This lets one controller
+process send and collect telemetry probes at every site without a helper
+process per node.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import threading
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def socket_in(namespace: str, family: int = socket.AF_INET6, kind: int = socket.SOCK_DGRAM,
+              proto: int = 0) -> socket.socket:
+    """A socket created inside the named namespace ``/run/netns/<namespace>``."""
+    result: dict = {}
+
+    def enter_and_create():
+        try:
+            fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns into {namespace}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            result["socket"] = socket.socket(family, kind, proto)
+        except BaseException as err:  # handed to the caller's thread
+            result["error"] = err
+
+    thread = threading.Thread(target=enter_and_create, name=f"netns-{namespace}")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["socket"]
