@@ -14,7 +14,9 @@ It writes its state to ``<run dir>/controller.json`` after every change, which
 ``cpn status`` shows and the emulator polls to know when the network is ready.
 
 Environment: ``CPN_RUN_DIR`` (run directory), ``CPN_REST_PORT`` (northbound,
-default 8181), ``CPN_FRR`` (``0`` disables the precomputed backup routes).
+default 8181), ``CPN_FRR`` (``0`` disables the precomputed backup routes),
+``CPN_ALTMARK_PERIOD_S`` (alternate-marking period, default 1), ``CPN_IOAM_PROBE_HZ``
+(IOAM probes per second per link direction, default 10).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class CpnController(app_manager.OSKenApp):
         self.monitor = None
         self.datapaths = {}
         self.telemetry = TelemetryService(self.plan, self.run_dir, self.send_colour,
-                                          period_s=float(os.environ.get("CPN_ALTMARK_PERIOD_S", "1.0")))
+                                          period_s=float(os.environ.get("CPN_ALTMARK_PERIOD_S", "1.0")),
+                                          probe_hz=float(os.environ.get("CPN_IOAM_PROBE_HZ", "10")))
         self.api.telemetry = self.telemetry
         try:
             self.core.install_baseline()

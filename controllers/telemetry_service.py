@@ -188,7 +188,8 @@ class TelemetryService:
                     payload = PROBE.pack(PROBE_MAGIC, names.index(name), seq, time.time_ns())
                     try:
                         sock.sendto(payload, (destination, PROBE_PORT))
-                        self.probe_stats["sent"] += 1
+                        with self.lock:
+                            self.probe_stats["sent"] += 1
                     except OSError:
                         pass  # link down: no route over it; the missing samples show it
                 seq += 1
@@ -249,9 +250,10 @@ class TelemetryService:
             if len(stamps) < 2 or None in stamps[:2] or link_index >= len(names):
                 self.probe_stats["undecodable"] += 1
                 continue
-            self.probe_stats["received"] += 1
             delay_ms = (stamps[1] - stamps[0]) / 1e6
-            self.delay_samples[names[link_index]].append((time.time(), delay_ms))
+            with self.lock:
+                self.probe_stats["received"] += 1
+                self.delay_samples[names[link_index]].append((time.time(), delay_ms))
 
     # ------------------------------------------------------------- view
     def view(self) -> dict:
@@ -259,8 +261,9 @@ class TelemetryService:
         links = []
         with self.lock:
             for name, (link, up, down, direction) in self.links.items():
-                samples = [d for t, d in self.delay_samples.get(name, ()) if now - t <= DELAY_WINDOW_S]
-                last_at = max((t for t, _ in self.delay_samples.get(name, ())), default=None)
+                recorded = list(self.delay_samples.get(name, ()))
+                samples = [d for t, d in recorded if now - t <= DELAY_WINDOW_S]
+                last_at = max((t for t, _ in recorded), default=None)
                 delay = None
                 if samples:
                     diffs = [abs(b - a) for a, b in zip(samples, samples[1:])]
@@ -279,9 +282,10 @@ class TelemetryService:
                               "ground_truth": {"delay_ms": link.delay_ms, "jitter_ms": link.jitter_ms,
                                                "loss_pct": loss and loss.get("configured_loss_pct")}})
             history = list(self.loss_history)
+            probes = dict(self.probe_stats)
         judged = [h for h in history if h.get("matches_truth") is not None]
         return {"period_s": self.period_s, "epoch": self.epoch, "now": now, "links": links,
-                "probes": dict(self.probe_stats),
+                "probes": probes,
                 "accuracy": {"blocks_judged": len(judged),
                              "blocks_matching_truth": sum(1 for h in judged if h["matches_truth"])}}
 

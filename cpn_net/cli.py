@@ -7,6 +7,7 @@
     cpn status [--json]            nodes, links (configured + ground-truth counters), controller
     cpn link set A B [--delay-ms X] [--jitter-ms J] [--loss-pct Y] [--rate-mbps Z|--unshaped] [--down|--up]
     cpn policy list|add|del        SR policies on the running network (the controller's REST API)
+    cpn telemetry [--json]         per-link delay/jitter (IOAM) and loss (alternate marking) vs ground truth
     cpn down                       tear the running network down
     cpn clean                      remove leftovers of crashed runs (only ours)
     cpn controller                 run the os-ken controller alone (normally started by ``cpn up``)
@@ -291,6 +292,40 @@ def cmd_policy(args) -> int:
     return EXIT_OK
 
 
+def cmd_telemetry(args) -> int:
+    from cpn_net.northbound_client import NorthboundError
+
+    try:
+        view = _northbound().telemetry()
+    except NorthboundError as err:
+        print(f"cpn telemetry: {err}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(json.dumps(view, indent=1) if args.json else format_telemetry(view))
+    return EXIT_OK
+
+
+def format_telemetry(view: dict) -> str:
+    """The network view next to the emulator's ground truth, one row per link direction."""
+    rows = []
+    for link in view["links"]:
+        delay, loss, truth = link.get("delay") or {}, link.get("loss") or {}, link.get("ground_truth") or {}
+        lost = "-" if loss.get("lost") is None else f"{loss['lost']}/{loss['sent']}"
+        rows.append([link["link"], f"{link['from']}>{link['to']}", delay.get("delay_ms", "-"),
+                     delay.get("delay_p99_ms", "-"), delay.get("jitter_ms", "-"), truth.get("delay_ms"),
+                     loss.get("block", "-"), lost, loss.get("loss_pct", "-"),
+                     "-" if loss.get("truth_dropped") is None else loss["truth_dropped"],
+                     truth.get("loss_pct") if truth.get("loss_pct") is not None else "-"])
+    accuracy = view.get("accuracy") or {}
+    probes = view.get("probes") or {}
+    return "\n".join([
+        _table(["link", "sites", "delay_ms", "p99_ms", "jitter_ms", "configured_ms", "block", "lost/sent",
+                "loss_pct", "element_dropped", "configured_loss_pct"], rows), "",
+        f"alternate marking: period {view['period_s']} s; blocks matching the link elements' own drop counts: "
+        f"{accuracy.get('blocks_matching_truth', 0)}/{accuracy.get('blocks_judged', 0)}",
+        f"IOAM probes: {probes.get('sent', 0)} sent, {probes.get('received', 0)} decoded, "
+        f"{probes.get('undecodable', 0)} undecodable, {probes.get('foreign', 0)} foreign"])
+
+
 def format_policies(policies: list[dict]) -> str:
     if not policies:
         return "no SR policies installed"
@@ -409,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = policy_sub.add_parser("del", help="remove a policy (traffic returns to the IGP path)")
     q.add_argument("name")
     q.set_defaults(func=cmd_policy)
+
+    p = sub.add_parser("telemetry", help="live per-link delay, jitter and loss, with the emulator's ground truth")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_telemetry)
 
     p = sub.add_parser("down", help="tear the running network down")
     p.set_defaults(func=cmd_down)

@@ -389,7 +389,7 @@ class _Search:
         if source == target:
             return (source,)
         if self._allowed is None:
-            found = self._best_from(source).get(target)
+            found = _tree_path(self._best_from(source), target)
             # Labels are the least (cost, id sequence) over all simple paths, so
             # a best path that avoids the banned sites is also the best without them.
             if found is not None and not any(site in banned for site in found):
@@ -402,13 +402,13 @@ class _Search:
         raise self._why_not(source, target, banned, context)
 
     def _best_from(self, source) -> dict:
-        """``{site: best unconstrained path from source}``, cached per graph, objective and source."""
+        """The tree of best unconstrained paths from source (:func:`_dijkstra`'s ``reached``), cached."""
         key = ("paths.best_from", self.objective, source)
-        best = self.state.memo.get(key)
-        if best is None:
-            best = self.state.memo[key] = {}
-            _dijkstra(self._arcs, self.ids, source, None, None, frozenset(), reached=best)
-        return best
+        tree = self.state.memo.get(key)
+        if tree is None:
+            tree = self.state.memo[key] = {}
+            _dijkstra(self._arcs, self.ids, source, None, None, frozenset(), reached=tree)
+        return tree
 
     def _why_not(self, source, target, banned, context) -> InfeasiblePath:
         G = self.G
@@ -463,8 +463,10 @@ def _dijkstra(arcs: Mapping, ids: Mapping, source, target, allowed: Callable | N
     """Least (cost, site-id sequence) simple path; labels carry whole paths for the tie-break.
 
     ``arcs`` is :func:`_arc_costs`' adjacency; ``allowed`` None allows every
-    link. With ``reached``, every settled site's path is recorded there (give
-    ``target=None`` to settle all).
+    link. With ``reached``, every settled site is recorded there with the
+    site before it on its path (None for the source): a site's path extends
+    the path of the site it was reached from, so they form a tree
+    (:func:`_tree_path`). Give ``target=None`` to settle all.
     """
     settled = set()
     heap = [(0, (ids[source],), (source,))]
@@ -476,7 +478,7 @@ def _dijkstra(arcs: Mapping, ids: Mapping, source, target, allowed: Callable | N
             continue
         settled.add(u)
         if reached is not None:
-            reached[u] = sites
+            reached[u] = sites[-2] if len(sites) > 1 else None
         if u == target:
             return sites
         for v, cost, vid in arcs[u]:
@@ -484,6 +486,18 @@ def _dijkstra(arcs: Mapping, ids: Mapping, source, target, allowed: Callable | N
                 continue
             push(heap, (total + cost, id_seq + (vid,), sites + (v,)))
     return None
+
+
+def _tree_path(reached: dict, target) -> tuple | None:
+    """The path to ``target`` in a tree from :func:`_dijkstra`; None if it was not reached."""
+    if target not in reached:
+        return None
+    sites = [target]
+    before = reached[target]
+    while before is not None:
+        sites.append(before)
+        before = reached[before]
+    return tuple(reversed(sites))
 
 
 def _widest_bottleneck(G, source, target, allowed, banned, residual_mbps) -> tuple[float, tuple]:

@@ -52,6 +52,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -271,7 +272,7 @@ def compile_policy(G: nx.Graph, policy: SRPolicy, interfaces: InterfacePlan, *, 
         follow_segments(G, policy.headend, policy.segments, igp=igp, bindings=bindings)
     except (SegmentError, PathError) as err:
         raise PolicyError(f"{where}: {err}") from err
-    segs = [str(s) for s in policy.segments.srh_order]
+    segs = [_text(s) for s in policy.segments.srh_order]
     oif = _first_hop_ifname(G, policy, interfaces, igp)
     routes = []
     rules = []
@@ -279,10 +280,10 @@ def compile_policy(G: nx.Graph, policy: SRPolicy, interfaces: InterfacePlan, *, 
     encap = {"type": "seg6", "mode": policy.mode, "segs": segs}
     if isinstance(policy.destination, FlowMatch):
         flow = policy.destination
-        routes.append({"dst": str(flow.dst), **table, "oif": oif, "priority": POLICY_METRIC, "encap": encap})
+        routes.append({"dst": _text(flow.dst), **table, "oif": oif, "priority": POLICY_METRIC, "encap": encap})
         rules.append(_flow_rule(policy, flow, interfaces.lan_ifname(policy.headend)))
     elif policy.destination is not None:
-        routes.append({"dst": str(policy.destination), **table, "oif": oif, "priority": POLICY_METRIC,
+        routes.append({"dst": _text(policy.destination), **table, "oif": oif, "priority": POLICY_METRIC,
                        "encap": encap})
     if policy.binding_sid is not None:
         bsid = parse_sid(policy.binding_sid)
@@ -308,11 +309,17 @@ def _first_hop_ifname(G, policy: SRPolicy, interfaces: InterfacePlan, igp: Igp) 
     return interfaces.lan_ifname(policy.headend)
 
 
+@functools.lru_cache(maxsize=1 << 14, typed=True)
+def _text(value: ipaddress.IPv6Address | ipaddress.IPv6Network) -> str:
+    """``str(value)``, cached: ipaddress formats in Python, and specs repeat the same SIDs and prefixes."""
+    return str(value)
+
+
 def _flow_rule(policy: SRPolicy, flow: FlowMatch, lan_ifname: str) -> dict:
     rule = {"family": socket.AF_INET6, "priority": policy.rule_priority, "table": policy.table,
-            "iifname": lan_ifname, "dst": str(flow.dst)}
+            "iifname": lan_ifname, "dst": _text(flow.dst)}
     if flow.src is not None:
-        rule["src"] = str(flow.src)
+        rule["src"] = _text(flow.src)
     if flow.protocol is not None:
         rule["ip_proto"] = flow.protocol
     if flow.src_port is not None:

@@ -203,31 +203,36 @@ def _minimal_on_plan(igp: Igp, sites: tuple, final) -> SegmentList:
         while i > 0 and next_hop.get(sites[i - 1]) == sites[i]:
             i -= 1
         lo[j] = i
-    # best[i]: (sid count, preference key, choice, next position) from "packet at sites[i]".
-    best: list = [None] * (n + 1)
+    # The reference's choice key (count, (adjacency?, -j)) as one int, smaller is
+    # better: ((2 * count + adjacency) * width) + n + 1 - j.
+    width = n + 2
+    never = 2 * (n + 3) * width  # worse than any real choice
+    # count[i], pick[i]: fewest SIDs from "packet at sites[i], next SID unchosen", and the first choice.
+    count = [0] * (n + 1)
+    pick: list = [None] * (n + 1)
     for i in range(n, -1, -1):
-        choice = None
+        best = never
         if final is not None and i >= lo[n]:
-            choice = (1, (0, -(n + 1)), "final", None)
+            best, count[i], pick[i] = 2 * width, 1, ("final", None)
         if final is None and i == n:
-            choice = (0, (0, 0), "done", None)
+            best, count[i], pick[i] = n + 1, 0, ("done", None)
+        end_limit = n if final is None else n - 1  # with a final SID, it is the last site's node SID
         for j in range(i, n + 1):
             if i < lo[j]:
                 continue
-            if j > i and not (final is not None and j == n):
-                option = (1 + best[j][0], (0, -j), "end", j)
-                if choice is None or option[:2] < choice[:2]:
-                    choice = option
+            if i < j <= end_limit:
+                score = 2 * (1 + count[j]) * width + n + 1 - j
+                if score < best:
+                    best, count[i], pick[i] = score, 1 + count[j], ("end", j)
             if j < n:
-                option = (1 + best[j + 1][0], (1, -j), "x", j + 1)
-                if choice is None or option[:2] < choice[:2]:
-                    choice = option
-        best[i] = choice
+                score = (2 * (1 + count[j + 1]) + 1) * width + n + 1 - j
+                if score < best:
+                    best, count[i], pick[i] = score, 1 + count[j + 1], ("x", j + 1)
     ids = igp.link_state().ids
     segments = []
     i = 0
     while True:
-        _count, _key, kind, after = best[i]
+        kind, after = pick[i]
         if kind == "final":
             segments.append(final)
         elif kind == "end":
