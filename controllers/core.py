@@ -51,6 +51,7 @@ class ControllerCore:
         self.sessions: dict = {}
         self.policies: dict = {}
         self.tables: dict[str, int] = {}
+        self.steered: dict[tuple, str] = {}  # (headend router, destination) -> policy name
         self.backups: dict[str, set] = {}
         self.routes_installed: dict[str, int] = {}
         self.igp_installed: dict[str, dict[str, dict]] = {}  # router -> {dst: IGP route spec}
@@ -220,16 +221,19 @@ class ControllerCore:
             if spec.headend not in graph:
                 raise PolicyError(f"policy {spec.name!r}: headend {spec.headend!r} is not a site of this network")
             table = self._free_table() if getattr(spec, "flow", None) is not None else None
-            reservations = {k: v for k, v in reservations_of(self.policies.values()).items()
-                            if graph.has_edge(*k)}
+            # Reservations only matter to a bandwidth-constrained request: skip the sum otherwise.
+            reservations = {}
+            if spec.objective == "bandwidth":
+                reservations = {k: v for k, v in reservations_of(self.policies.values()).items()
+                                if graph.has_edge(*k)}
             planned = plan_policy(graph, spec, self.interfaces, self.hosts, igp=self.igp(),
                                   reservations_mbps=reservations, table=table)
-            for other in self.policies.values():
-                if other.compiled.router == planned.compiled.router and \
-                        other.policy.destination == planned.policy.destination:
-                    raise PolicyConflict(f"policy {spec.name!r}: policy {other.spec.name!r} already steers "
-                                         f"{planned.policy.destination} at {spec.headend}")
+            steered = (planned.compiled.router, planned.policy.destination)
+            if steered in self.steered:
+                raise PolicyConflict(f"policy {spec.name!r}: policy {self.steered[steered]!r} already steers "
+                                     f"{planned.policy.destination} at {spec.headend}")
             self._install(planned)
+            self.steered[steered] = spec.name
             self.policies[spec.name] = planned
             if table is not None:
                 self.tables[spec.name] = table
@@ -274,6 +278,7 @@ class ControllerCore:
             for spec in removal.routes:
                 session.route("del", spec)
             del self.policies[name]
+            self.steered.pop((planned.compiled.router, planned.policy.destination), None)
             self.tables.pop(name, None)
             self._event(kind="policy_deleted", policy=name)
             return planned.to_dict()

@@ -16,7 +16,8 @@ It writes its state to ``<run dir>/controller.json`` after every change, which
 Environment: ``CPN_RUN_DIR`` (run directory), ``CPN_REST_PORT`` (northbound,
 default 8181), ``CPN_FRR`` (``0`` disables the precomputed backup routes),
 ``CPN_ALTMARK_PERIOD_S`` (alternate-marking period, default 1), ``CPN_IOAM_PROBE_HZ``
-(IOAM probes per second per link direction, default 10).
+(IOAM probes per second per link direction, default 10), ``CPN_STEERING_POLICY``
+(the selector's policy at start: joint, nearest, least-loaded, round-robin, random).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from os_ken.ofproto import ofproto_v1_3
 from controllers.core import ControllerCore
 from controllers.link_monitor import LinkMonitor
 from controllers.northbound_api import ControllerApi
+from controllers.steering_service import SteeringService
 from controllers.telemetry_service import TelemetryService
 from controllers.southbound import openflow
 from controllers.southbound.netlink import RouterNetlink
@@ -73,10 +75,16 @@ class CpnController(app_manager.OSKenApp):
                                           period_s=float(os.environ.get("CPN_ALTMARK_PERIOD_S", "1.0")),
                                           probe_hz=float(os.environ.get("CPN_IOAM_PROBE_HZ", "10")))
         self.api.telemetry = self.telemetry
+        self.steering = None
         try:
             self.core.install_baseline()
             self.api.install_declared_policies()
             self.telemetry.start()
+            if self.api.topology_model is not None and self.api.topology_model.services:
+                self.steering = SteeringService(self.core, self.api.topology_model, self.run_dir, self.telemetry,
+                                                policy=os.environ.get("CPN_STEERING_POLICY", "joint"))
+                self.steering.start()
+                self.api.steering = self.steering
             self.monitor = LinkMonitor(self.core, on_change=self.changed)
             self.monitor.start()
             from controllers.northbound.rest import start_rest_server
@@ -161,6 +169,8 @@ class CpnController(app_manager.OSKenApp):
 
     def close(self):
         self.telemetry.stop()
+        if self.steering is not None:
+            self.steering.stop()
         if self.monitor is not None:
             self.monitor.stop()
         if self.rest is not None:

@@ -22,6 +22,7 @@ class ControllerApi:
     def __init__(self, core, topology, on_change=lambda: None) -> None:
         self.core = core
         self.telemetry = None
+        self.steering = None
         self.topology_model = topology
         self.on_change = on_change
 
@@ -45,6 +46,19 @@ class ControllerApi:
         if self.telemetry is None:
             raise ApiError(404, "telemetry is not running on this controller")
         return self.telemetry.view()
+
+    def get_steering(self) -> dict:
+        if self.steering is None:
+            raise ApiError(404, "no compute-aware steering: the topology declares no services")
+        return self.steering.view()
+
+    def set_steering(self, body: dict) -> dict:
+        if self.steering is None:
+            raise ApiError(404, "no compute-aware steering: the topology declares no services")
+        try:
+            return self.steering.set_policy(body["policy"])
+        except KeyError as err:
+            raise ApiError(422, str(err.args[0]) if err.args else "give {\"policy\": NAME}") from None
 
     def list_policies(self) -> list[dict]:
         return self.core.list_policies()

@@ -60,6 +60,7 @@ PROBE = struct.Struct("!4sHQQ")  # magic, link index, sequence, send time (ns)
 PROBE_MAGIC = b"CPNP"
 DELAY_WINDOW_S = 10.0
 HISTORY_BLOCKS = 3600
+WARMUP_S = 3.0  # delay samples of the first seconds are dropped (neighbour discovery, boot load)
 
 
 class TelemetryService:
@@ -86,6 +87,7 @@ class TelemetryService:
             for direction, (name, (up, down)) in zip(("ab", "ba"), points.items()):
                 self.links[name] = (link, up, down, direction)
         self.threads = []
+        self.warm_until = 0.0
 
     # ------------------------------------------------------------ set-up
     def configure_routers(self) -> None:
@@ -103,6 +105,7 @@ class TelemetryService:
 
     def start(self) -> None:
         self.configure_routers()
+        self.warm_until = time.monotonic() + WARMUP_S
         self.running = True
         for target, name in ((self._marking_loop, "cpn-altmark"), (self._probe_loop, "cpn-ioam")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -251,6 +254,8 @@ class TelemetryService:
                 self.probe_stats["undecodable"] += 1
                 continue
             delay_ms = (stamps[1] - stamps[0]) / 1e6
+            if time.monotonic() < self.warm_until:
+                continue  # first probes of a path wait for neighbour discovery: not the link's delay
             with self.lock:
                 self.probe_stats["received"] += 1
                 self.delay_samples[names[link_index]].append((time.time(), delay_ms))

@@ -102,6 +102,14 @@ class NorthboundClient:
         """Install a policy (``POST /policies``) and return it with its path and segments."""
         return self.request("POST", "/policies", policy)
 
+    def steering(self) -> dict:
+        """Compute-aware steering state (``GET /steering``)."""
+        return self.request("GET", "/steering")
+
+    def set_steering_policy(self, policy: str) -> dict:
+        """Switch the selector's policy (``PUT /steering``)."""
+        return self.request("PUT", "/steering", {"policy": policy})
+
     def telemetry(self) -> dict:
         """The live network view (``GET /telemetry``)."""
         return self.request("GET", "/telemetry")

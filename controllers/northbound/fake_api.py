@@ -100,6 +100,14 @@ class FakeNorthboundApi:
             self.policies[name] = policy
         return copy.deepcopy(policy)
 
+    def get_steering(self) -> dict:
+        self._enter("get_steering")
+        return {"policy": "joint", "preferred": [], "flips": 0, "instances": []}
+
+    def set_steering(self, body: dict) -> dict:
+        self._enter("set_steering")
+        return {"policy": body["policy"], "preferred": [], "flips": 0, "instances": []}
+
     def get_telemetry(self) -> dict:
         self._enter("get_telemetry")
         return {"period_s": 1.0, "epoch": None, "now": 0.0, "links": [], "probes": {}, "accuracy": {}}

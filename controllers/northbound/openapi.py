@@ -420,8 +420,33 @@ def _telemetry_section() -> Section:
                    {"TelemetryView": view, "LinkTelemetry": link})
 
 
+def _steering_section() -> Section:
+    view = {"type": "object", "required": ["policy", "preferred", "flips", "instances"],
+            "properties": {"policy": {"type": "string"}, "period_s": {"type": "number"},
+                           "reports": {"type": "integer"},
+                           "preferred": {"type": "array", "items": {"type": "object"},
+                                         "description": "Per client site and service, the instance new flows go to."},
+                           "flips": {"type": "integer"}, "failovers": {"type": "integer"},
+                           "decisions": {"type": "integer"},
+                           "instances": {"type": "array", "items": {"type": "object"}},
+                           "timeline": {"type": "array", "items": {"type": "object"}}}}
+    choice = {"type": "object", "required": ["policy"], "additionalProperties": False,
+              "properties": {"policy": {"type": "string",
+                                        "enum": ["joint", "nearest", "least-loaded", "round-robin", "random"],
+                                        "description": "The selector's policy for new flows."}}}
+    paths = {"/steering": {
+        "get": operation("Compute-aware steering state", "getSteering",
+                         {"200": response("Policy, preferred instances, flips.", schema_ref("SteeringView"))},
+                         errors=[404]),
+        "put": operation("Switch the steering policy", "setSteering",
+                         {"200": response("The new state.", schema_ref("SteeringView"))},
+                         request_body=json_body(schema_ref("SteeringChoice")), errors=[404, 422])}}
+    return Section("steering", "Compute-aware steering of anycast services (CATS-style).", paths,
+                   {"SteeringView": view, "SteeringChoice": choice})
+
+
 #: The API's concerns, in the order the document lists them.
-SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section(), _telemetry_section())
+SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section(), _telemetry_section(), _steering_section())
 
 
 def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str = DEFAULT_URL) -> dict:
@@ -449,7 +474,7 @@ def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str 
     --------
     >>> doc = openapi_document(server_url="http://127.0.0.1:9000")
     >>> doc["servers"], [tag["name"] for tag in doc["tags"]]
-    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies', 'telemetry'])
+    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies', 'telemetry', 'steering'])
     >>> openapi_document([SECTIONS[1], SECTIONS[1]])
     Traceback (most recent call last):
     ...

@@ -106,6 +106,12 @@ class NorthboundApi(Protocol):
     def get_telemetry(self) -> dict:
         """``GET /telemetry``: the network view: per directed link delay, jitter and loss."""
 
+    def get_steering(self) -> dict:
+        """``GET /steering``: the selector's policy, preferred instances, flips, instance health."""
+
+    def set_steering(self, body: dict) -> dict:
+        """``PUT /steering`` ``{"policy": name}``: switch the selector's policy."""
+
     def add_policies(self, bodies: list) -> dict:
         """``POST /policy-batches``: install many policies in one request (bulk provisioning).
 
@@ -192,6 +198,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/topology", lambda server, params, body: server.api.topology()),
     Route("POST", "/events/link", lambda server, params, body: server.api.link_event(body), mutates=True),
     Route("GET", "/telemetry", lambda server, params, body: server.api.get_telemetry()),
+    Route("GET", "/steering", lambda server, params, body: server.api.get_steering()),
+    Route("PUT", "/steering", lambda server, params, body: server.api.set_steering(body), mutates=True),
     Route("GET", "/policies", lambda server, params, body: server.api.list_policies()),
     Route("POST", "/policies", lambda server, params, body: server.api.add_policy(body), status=201, mutates=True,
           location=_policy_location),

@@ -89,6 +89,7 @@ class EmulatedNetwork:
         self.net = None
         self.controller = None
         self.links: dict[str, linkem.LinkEmulator] = {}
+        self.services: dict[tuple[str, str], tuple] = {}  # (node, service) -> (process, control socket)
         self.link_mode = None
         self.datapath = None
         self.started_at = None
@@ -112,6 +113,8 @@ class EmulatedNetwork:
             mark("nodes_configured")
             self._start_links()
             mark("links_started")
+            self._start_services()
+            mark("services_started")
             self._write_manifest()
             self._start_controller()
             mark("controller_started")
@@ -200,6 +203,53 @@ class EmulatedNetwork:
             emulator.start()
         wait_until(lambda: all(e.wait_ready() for e in self.links.values()), 30,
                    "the link elements to answer on their control sockets")
+
+    def _start_services(self) -> None:
+        """A real request/response service per (compute node, service), answering on the anycast too."""
+        if not self.topology.services:
+            return
+        self.progress(f"starting {sum(len(s.compute) for s in self.topology.services)} service instances")
+        os.makedirs(os.path.join(self.run_dir, "services"), exist_ok=True)
+        for index, (service, host) in enumerate((s, self.topology.host(k)) for s in self.topology.services
+                                                for k in s.compute):
+            node = self.net.get(host.name)
+            out = node.cmd(f"ip -6 addr add {service.anycast}/128 dev lo 2>&1; echo rc=$?").strip()
+            if not out.endswith("rc=0") and "File exists" not in out:
+                raise EmulationError(f"adding anycast {service.anycast} on {host.name} failed: {out}")
+            control = os.path.join(self.run_dir, "services", f"{host.name}.{service.name}.sock")
+            argv = [sys.executable, "-m", "cpn_net.compute.service", "--instance", host.name,
+                    "--service", service.name, "--port", str(service.port), "--workers", str(host.workers),
+                    "--service-time-ms", str(host.service_time_ms), "--queue-limit", str(host.queue_limit),
+                    "--background-load-pct", str(host.background_load_pct), "--seed", str(self.seed * 1000 + index),
+                    "--metrics-socket", os.path.join(self.run_dir, "metrics.sock"), "--metrics-period-s", "1",
+                    "--control", control]
+            if host.price_cny_per_hour is not None:
+                argv += ["--price-cny-per-hour", str(host.price_cny_per_hour)]
+            if host.carbon_g_per_kwh is not None:
+                argv += ["--carbon-g-per-kwh", str(host.carbon_g_per_kwh)]
+            log = open(os.path.join(self.run_dir, "services", f"{host.name}.{service.name}.log"), "ab")
+            self.services[(host.name, service.name)] = (node.popen(argv, stdout=log, stderr=subprocess.STDOUT),
+                                                        control)
+            log.close()
+
+        def ready():
+            for (name, svc), (proc, control) in self.services.items():
+                if proc.poll() is not None:
+                    raise EmulationError(f"service {svc} on {name} exited with {proc.returncode}; see "
+                                         f"{self.run_dir}/services/{name}.{svc}.log")
+            return all(os.path.exists(control) for _, control in self.services.values())
+
+        wait_until(ready, 30, "every service instance to start")
+
+    def service_request(self, instance: str, message: dict, service: str | None = None) -> dict:
+        """Send a control request (stats, set background load, pause) to a running service instance."""
+        from cpn_net.emulation import wire
+
+        matches = [(k, v) for k, v in self.services.items() if k[0] == instance and service in (None, k[1])]
+        if not matches:
+            raise EmulationError(f"no service instance on {instance!r}; compute nodes: "
+                                 f"{', '.join(sorted({k[0] for k in self.services}))}")
+        return wire.request(matches[0][1][1], message)
 
     def _start_controller(self) -> None:
         self.progress("starting the os-ken controller")
@@ -319,6 +369,14 @@ class EmulatedNetwork:
     # -------------------------------------------------------------- teardown
     def stop(self) -> None:
         """Stop everything this network started; safe after a partial boot."""
+        for process, _control in self.services.values():
+            if process.poll() is None:
+                process.terminate()
+        for process, _control in self.services.values():
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
         for emulator in self.links.values():
             emulator.terminate()  # all at once, then wait: each takes a moment to exit
         for emulator in self.links.values():
@@ -354,6 +412,8 @@ class EmulatedNetwork:
         for name, emulator in self.links.items():
             if emulator.process is not None:
                 processes[f"link:{name}"] = emulator.process.pid
+        for (node, service), (process, _control) in self.services.items():
+            processes[f"service:{node}:{service}"] = process.pid
         if self.net is not None:
             for node in self.net.hosts + self.net.controllers:
                 processes[f"shell:{node.name}"] = node.pid

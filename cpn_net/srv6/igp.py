@@ -113,7 +113,8 @@ class LinkState:
     ids : dict
         ``{site: id attribute}`` in node order (the raw value, maybe invalid).
     by_id : dict
-        ``{id: site}``; with duplicate ids the site listed last wins.
+        ``{id: site}``; with duplicate ids the site listed last wins; empty
+        unless ``ids_valid``.
     ids_valid, ids_unique, metrics_valid : bool
         Every id is an int; no two sites share one; every delay passes
         :func:`igp_metric_us`.
@@ -142,8 +143,8 @@ class LinkState:
         self.G = G
         self.ids = dict(G.nodes(data="id"))
         self.ids_valid = all(isinstance(v, int) and not isinstance(v, bool) for v in self.ids.values())
-        self.by_id = {value: site for site, value in self.ids.items()}
-        self.ids_unique = len(self.by_id) == len(self.ids)
+        self.by_id = {value: site for site, value in self.ids.items()} if self.ids_valid else {}
+        self.ids_unique = self.ids_valid and len(self.by_id) == len(self.ids)
         self.adj = {site: tuple(neighbours) for site, neighbours in G.adj.items()}
         self.metric_us: dict = {}
         self.delay_ms: dict = {}
@@ -153,7 +154,7 @@ class LinkState:
             delay_ms = attrs.get("delay_ms")
             try:
                 us, delay = igp_metric_us(delay_ms), float(delay_ms)
-            except PathError:
+            except (PathError, OverflowError):  # e.g. 1e308 ms: the exact checks raise it where they must
                 us = delay = None
                 self.metrics_valid = False
             self.metric_us[(u, v)] = self.metric_us[(v, u)] = us
@@ -186,9 +187,10 @@ class Igp:
 
     Build one per topology version and share it: every query on the same
     ``Igp`` reuses the tree of its target, and functions given ``igp=``
-    reuse its :class:`LinkState` (site ids, neighbours, link attributes).
-    ``G`` is read once: do not mutate it afterwards; build a new graph and
-    a new ``Igp`` when the topology changes.
+    reuse its :class:`LinkState` (site ids, neighbours, link attributes,
+    path-search caches). What it caches is read from ``G`` once, so do not
+    mutate ``G`` afterwards: build a new graph and a new ``Igp`` when the
+    topology changes (the controller keeps one per set of links up).
 
     Examples
     --------

@@ -29,6 +29,12 @@ residual graph (Bhandari's form, Bellman-Ford, one unit of flow per path);
 it is exact for the total, and the individual paths are an optimal set, not
 each individually shortest. Node-disjointness is not enforced.
 
+Give the topology's shared :class:`~cpn_net.srv6.igp.Igp` (``igp=``) when
+asking many questions of one graph: its link state keeps the integer arc
+costs and, per objective and source, the tree of best unconstrained paths
+(one Dijkstra run answers every target), so most requests are lookups. The
+answers are exactly those computed without it.
+
 Infeasible requests raise :class:`~cpn_net.srv6.errors.InfeasiblePath` naming
 the constraint and the link(s) at fault, e.g. ``no path beijing->zhongwei
 with 80 Mbit/s: bottleneck link beijing-zhangjiakou has 50 Mbit/s residual``.
@@ -154,7 +160,7 @@ def _link_rates(state: LinkState) -> dict | None:
             rates = {}
             for u, v, rate in state.G.edges(data="rate_mbps"):
                 rates[link_key(u, v)] = None if rate is None else float(rate)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             rates = None  # residual_capacity's own loop raises the error
         state.memo[key] = rates
     return state.memo[key]
@@ -257,7 +263,8 @@ def disjoint_paths(G: nx.Graph, source: str, target: str, k: int = 2, *, objecti
                    exclude_links: Iterable[tuple[str, str]] = (), igp: Igp | None = None) -> tuple[Path, ...]:
     """``k`` link-disjoint paths of least total cost (Suurballe / Bhandari).
 
-    Each path must satisfy the bandwidth constraint on its own links.
+    Each path must satisfy the bandwidth constraint on its own links. The
+    other parameters, ``igp`` included, are those of :func:`best_path`.
 
     Returns
     -------
@@ -406,8 +413,9 @@ class _Search:
         key = ("paths.best_from", self.objective, source)
         tree = self.state.memo.get(key)
         if tree is None:
-            tree = self.state.memo[key] = {}
+            tree = {}
             _dijkstra(self._arcs, self.ids, source, None, None, frozenset(), reached=tree)
+            self.state.memo[key] = tree  # only once complete: another thread may read it
         return tree
 
     def _why_not(self, source, target, banned, context) -> InfeasiblePath:

@@ -144,7 +144,9 @@ def minimal_segment_list(G: nx.Graph, path: Path | Sequence[str], *,
         Without it the list ends with a node or adjacency SID reaching the
         last site.
     igp : Igp, optional
-        A shared :class:`~cpn_net.srv6.igp.Igp` of ``G`` (saves recomputing trees).
+        A shared :class:`~cpn_net.srv6.igp.Igp` of ``G``: its trees and link
+        state are reused, and boundaries are chosen on path positions before
+        any SID is built. Same answer as without it.
 
     Returns
     -------
@@ -181,45 +183,57 @@ def _plan_ready(state: LinkState) -> bool:
     key = ("segments.plan_ready",)
     ready = state.memo.get(key)
     if ready is None:
-        ready = state.memo[key] = (state.ids_valid and state.ids_unique and state.metrics_valid
-                                   and all(1 <= i <= addressing.MAX_SITE_ID for i in state.ids.values()))
+        ready = state.memo[key] = (state.ids_unique and state.metrics_valid
+                                   and all(type(i) is int and 1 <= i <= addressing.MAX_SITE_ID
+                                           for i in state.ids.values()))
     return ready
 
 
 def _minimal_on_plan(igp: Igp, sites: tuple, final) -> SegmentList:
     """The dynamic programme of :func:`_minimal_by_igp_paths`, deciding on positions, not SIDs.
 
-    ``lo[j]`` is the first position from which the IGP alone follows the path
-    to ``sites[j]``: the IGP path from ``sites[i]`` is ``sites[i..j]`` exactly
+    The IGP path from ``sites[i]`` to ``sites[j]`` is ``sites[i..j]`` exactly
     when the next hop of ``sites[i]`` towards ``sites[j]`` is ``sites[i+1]``
-    and ``sites[i+1]``'s path agrees too. The choice keys are those of the
-    reference, and unique, so only the chosen SIDs need building.
+    and the IGP path from ``sites[i+1]`` agrees too (IGP paths form a tree),
+    so the positions that agree up to ``j`` are a run found by walking back
+    from ``j``. The choice keys are the reference's, and unique, so only the
+    chosen SIDs need building.
     """
     n = len(sites) - 1
-    lo = [0] * (n + 1)
-    for j in range(1, n + 1):
+    reaches: list = [[i] for i in range(n + 1)]  # reaches[i]: every j such that the IGP follows sites[i..j]
+    final_from = 0  # the first position from which the IGP follows the path to its last site
+    for j in range(n, 0, -1):
         next_hop = igp.next_hop_map(sites[j])
         i = j
         while i > 0 and next_hop.get(sites[i - 1]) == sites[i]:
             i -= 1
-        lo[j] = i
+            reaches[i].append(j)
+        if j == n:
+            if i == 0:  # the IGP follows the whole path: one SID is all it takes (see below)
+                return SegmentList((final if final is not None else end_sid(igp.link_state().ids[sites[n]]),))
+            final_from = i
     # The reference's choice key (count, (adjacency?, -j)) as one int, smaller is
     # better: ((2 * count + adjacency) * width) + n + 1 - j.
     width = n + 2
     never = 2 * (n + 3) * width  # worse than any real choice
+    end_limit = n if final is None else n - 1  # with a final SID, it is the last site's node SID
     # count[i], pick[i]: fewest SIDs from "packet at sites[i], next SID unchosen", and the first choice.
     count = [0] * (n + 1)
     pick: list = [None] * (n + 1)
     for i in range(n, -1, -1):
+        if i >= final_from:
+            # The IGP carries the packet from here to the last site, so one SID
+            # suffices: the final SID, else End of the last site (or none there).
+            # Every other choice needs two or more, or has a worse key.
+            if final is not None:
+                count[i], pick[i] = 1, ("final", None)
+            elif i == n:
+                count[i], pick[i] = 0, ("done", None)
+            else:
+                count[i], pick[i] = 1, ("end", n)
+            continue
         best = never
-        if final is not None and i >= lo[n]:
-            best, count[i], pick[i] = 2 * width, 1, ("final", None)
-        if final is None and i == n:
-            best, count[i], pick[i] = n + 1, 0, ("done", None)
-        end_limit = n if final is None else n - 1  # with a final SID, it is the last site's node SID
-        for j in range(i, n + 1):
-            if i < lo[j]:
-                continue
+        for j in reaches[i]:
             if i < j <= end_limit:
                 score = 2 * (1 + count[j]) * width + n + 1 - j
                 if score < best:

@@ -92,7 +92,6 @@ def _host_code(kind: str) -> int:
 _HOST_KIND_BY_CODE = {_host_code(kind): kind for kind in HOST_KINDS}
 
 
-
 def _sid_cache(function):
     """Cache a pure SID function: path planning asks for the same few SIDs over and over.
 

@@ -12,44 +12,55 @@ from experiments.common.results import read_result
 
 
 def plot(result_path: str) -> list[str]:
-    """Write the plots next to ``result_path``; returns their paths."""
+    """Response-time CDF per policy and a timeline around the events; returns the PNG paths."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = read_result(result_path)
-    rows = [r for r in data["samples"] if r["median_rtt_ms"] is not None]
     directory = os.path.dirname(result_path)
     written = []
-
-    fig, ax = plt.subplots(figsize=(6, 6))
-    configured = [r["configured_rtt_ms"] for r in rows]
-    measured = [r["median_rtt_ms"] for r in rows]
-    ax.scatter(configured, measured, s=12, alpha=0.7, label="client -> compute paths")
-    top = max(configured + measured) * 1.05
-    ax.plot([0, top], [0, top], color="grey", linewidth=1, label="measured = configured")
-    ax.set_xlabel("configured path RTT (ms)")
-    ax.set_ylabel("measured median RTT (ms)")
-    ax.set_title(f"{data['metadata']['config']['topology']['name']}: measured vs configured "
-                 f"({data['metadata']['link_emulation_mode']} link emulation)")
-    ax.legend(loc="upper left")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in data["runs"]:
+        served = sorted(r for r, status in zip(run["samples"]["response_ms"], run["samples"]["status"])
+                        if status == "served" and r is not None)
+        if served:
+            total = len(run["samples"]["status"])  # timeouts and rejections never reach 1.0
+            ax.step(served, [(i + 1) / total for i in range(len(served))], where="post", label=run["policy"])
+    ax.axvline(data["metadata"]["config"]["slo_ms"], color="grey", linestyle=":", label="SLO")
+    ax.set_xscale("log")
+    ax.set_xlabel("response time (ms, log scale)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title("Response time per steering policy (same seeded workload)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(directory, "rtt_measured_vs_configured.png")
+    path = os.path.join(directory, "response_time_cdf.png")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     written.append(path)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for site in sorted({r["client_site"] for r in rows}):
-        values = sorted(s for r in rows if r["client_site"] == site for s in r["samples"])
-        ax.step(values, [(i + 1) / len(values) for i in range(len(values))], where="post", label=site)
-    ax.set_xlabel("RTT to compute nodes (ms)")
-    ax.set_ylabel("CDF")
-    ax.set_title("RTT from each demand city to every compute node")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for run in data["runs"]:
+        samples = run["samples"]
+        t0 = min(samples["send_ns"])
+        bins: dict[int, list] = {}
+        for sent, status, response in zip(samples["send_ns"], samples["status"], samples["response_ms"]):
+            value = response if status == "served" and response is not None else data["metadata"]["config"]["timeout_ms"]
+            bins.setdefault(int((sent - t0) / 1e9), []).append(value)
+        xs = sorted(bins)
+        ys = [sorted(bins[x])[max(0, int(0.95 * len(bins[x])) - 1)] for x in xs]
+        ax.plot(xs, ys, label=run["policy"])
+    for event in data["runs"][0]["events"]:
+        ax.axvline(event["at_s"], color="red", linestyle="--", linewidth=0.8)
+        ax.text(event["at_s"], ax.get_ylim()[1] * 0.9, event["event"], fontsize=7, rotation=90, va="top")
+    ax.set_yscale("log")
+    ax.set_xlabel("time into the run (s)")
+    ax.set_ylabel("p95 response time per second (ms)")
+    ax.set_title("Timeline around the events")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(directory, "rtt_cdf_by_city.png")
+    path = os.path.join(directory, "timeline_p95.png")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     written.append(path)

@@ -1,179 +1,126 @@
-"""Headline experiment: the flagship "East Data, West Computing" network, measured.
+"""Headline experiment: compute-aware steering against network-only and compute-only choices.
 
-Boots the flagship topology with defaults, checks that every WAN link delivers
-the delay it was configured with, then measures the round-trip time from every
-client in the eastern demand cities to every compute node in the hub clusters
-and compares it with the configured path delay (the routers' shortest path).
-This is the latency map a compute-aware selector works from; the steering
-comparison (issue 5) builds on it.
+The flagship "East Data, West Computing" network boots with a real service on
+every compute node (capacity from the topology: eastern clusters 60-70 % busy
+with background work, western ones 20-30 %, farther away). Clients in the five
+eastern demand cities send the same seeded open-loop Poisson workload to the
+service's anycast address under each steering policy in turn; mid-run, a load
+surge hits one eastern cluster and then one WAN link starts losing packets.
+Per policy: mean, p95 and p99 response time, SLO-violation rate (timeouts and
+rejections count as violations), per-cluster share of requests, decision flips.
 
-    sudo .venv/bin/python -m experiments.headline.run [--quick] [--pings N] [--seed S]
-         [--topology FILE] [--no-plot]
+    sudo .venv/bin/python -m experiments.headline.run [--quick] [--policies joint nearest ...]
+         [--rate-rps R] [--duration-s D] [--slo-ms S] [--seed S] [--no-plot]
 
-Writes ``results/headline/<utc>_<git>/result.json`` (see
-:mod:`experiments.common.results`) and plots next to it, and prints a table.
+Writes ``results/headline/<utc>_<git>/result.json`` and plots, prints a table.
+Targets (issue 5): joint p95 <= 0.7 x nearest p95 and <= 0.8 x least-loaded p95;
+joint mean within 10 % of the oracle.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
 import subprocess
 import sys
+import tempfile
 import time
 
-from cpn_net import baseline, stats
 from cpn_net.emulation.network import EmulatedNetwork
-from cpn_net.model import TopologyError, load_topology
-from cpn_net.model.addressing import router_lan_address
+from cpn_net.model import load_topology
+from cpn_net.northbound_client import NorthboundClient
 from experiments.common import results
 
-ROOT = results.ROOT
-FLAGSHIP = os.path.join(ROOT, "topologies", "east-data-west-compute.yaml")
-RTT_TOLERANCE = (0.10, 0.5)  # max(10 %, 0.5 ms), as for the foundation's integration tests
-PING_BATCH = 4  # concurrent pings: two cores also run every link element and the switches
+FLAGSHIP = os.path.join(results.ROOT, "topologies", "east-data-west-compute.yaml")
+POLICIES = ("nearest", "least-loaded", "random", "round-robin", "joint")
 
 
-def parse_rtts(ping_output: str) -> list[float]:
-    """RTT samples (ms) from ``ping -n`` output.
+def run_policy(network, client, topology, policy: str, args, workdir: str, progress) -> dict:
+    from cpn_net.compute.results import summarise
 
-    >>> parse_rtts("64 bytes from x: icmp_seq=1 ttl=62 time=11.2 ms\\n... time=9.87 ms")
-    [11.2, 9.87]
-    """
-    return [float(v) for v in re.findall(r"time=([\d.]+) ms", ping_output)]
+    service = topology.services[0]
+    client.set_steering_policy(policy)
+    for (instance, svc), _ in network.services.items():
+        network.service_request(instance, {"op": "reset"}, svc)
+    # A clean start: every instance back to its configured background load, links healthy.
+    for host in topology.compute_nodes():
+        network.service_request(host.name, {"op": "set", "background_load_pct": host.background_load_pct})
+    surge_site = topology.site(args.surge_site)
+    lossy = network.plan.wan_link(*args.lossy_link)
+    _wait_for_fresh_metrics(client)
+    procs, outputs = [], []
+    for index, host in enumerate(topology.clients()):
+        out = os.path.join(workdir, f"{policy}-{host.name}.json")
+        outputs.append(out)
+        argv = [sys.executable, "-m", "cpn_net.compute.loadgen", "--to", str(service.anycast),
+                "--port", str(service.port), "--rate-rps", str(args.rate_rps), "--duration-s", str(args.duration_s),
+                "--sessions", "256", "--seed", str(args.seed * 100 + index), "--timeout-ms", str(args.timeout_ms),
+                "--out", out]
+        procs.append(network.node(host.name).popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    started = time.monotonic()
+    events = []
 
+    def at(fraction: float) -> None:
+        time.sleep(max(0.0, started + fraction * args.duration_s - time.monotonic()))
 
-def ping_many(network, jobs: list[tuple[str, str]], count: int, interval_s: float, progress) -> dict:
-    """Run ``ping`` for every (node, address) job, a few at a time; {(node, address): [rtt_ms]}."""
-    out = {}
-    for start in range(0, len(jobs), PING_BATCH):
-        procs = {job: network.node(job[0]).popen(
-            ["ping", "-n", "-c", str(count + 1), "-i", str(interval_s), "-W", "2", job[1]],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for job in jobs[start:start + PING_BATCH]}
-        for job, proc in procs.items():
-            stdout, _ = proc.communicate(timeout=count * interval_s + 30)
-            # The first echo of a path pays for neighbour discovery and the switches'
-            # flow-cache set-up: a warm-up, not the path's delay.
-            out[job] = parse_rtts(stdout)[1:]
-        if (start // PING_BATCH) % 10 == 9 or start + PING_BATCH >= len(jobs):
-            progress(f"measured {min(start + PING_BATCH, len(jobs))}/{len(jobs)} paths")
-    return out
-
-
-def check_links(network, count: int, progress) -> list[dict]:
-    """Router-to-router RTT over each WAN link against 2 x its configured delay."""
-    jobs = [(link.router_a, link.address_b) for link in network.plan.wan_links]
-    rtts = ping_many(network, jobs, count, 0.02, progress)
-    checks = []
-    for link in network.plan.wan_links:
-        samples = rtts[(link.router_a, link.address_b)]
-        median = stats.percentile(samples, 50) if samples else None
-        expected = 2 * link.delay_ms
-        checks.append({"link": f"{link.site_a}-{link.site_b}", "configured_rtt_ms": round(expected, 3),
-                       "median_rtt_ms": median, "samples": samples,
-                       "ok": median is not None and stats.within(median, expected, *RTT_TOLERANCE)})
-    return checks
-
-
-def measure_paths(network, topology, count: int, progress) -> list[dict]:
-    clients = [c for c in topology.clients()]
-    computes = [k for k in topology.compute_nodes()]
-    jobs = [(c.name, str(k.address)) for c in clients for k in computes]
-    # Each host to its own router: the site LAN's share (two passes through the site's
-    # Open vSwitch) of every path's RTT, measured rather than assumed.
-    lan_jobs = [(h.name, str(router_lan_address(h.site_id))) for h in clients + computes]
-    rtts = ping_many(network, jobs + lan_jobs, count, 0.02, progress)
-    lan = {job[0]: (stats.percentile(rtts[job], 50) if rtts[job] else None) for job in lan_jobs}
-    rows = []
-    for client in clients:
-        paths = baseline.igp_paths(network.plan, client.site)
-        for compute in computes:
-            path = paths[compute.site]
-            configured = 2 * sum(network.plan.wan_link(a, b).delay_ms for a, b in zip(path, path[1:]))
-            samples = rtts[(client.name, str(compute.address))]
-            median = stats.percentile(samples, 50) if samples else None
-            lan_ms = None if None in (lan[client.name], lan[compute.name]) else \
-                round(lan[client.name] + lan[compute.name], 3)
-            rows.append({"client": client.name, "client_site": client.site, "compute": compute.name,
-                         "compute_site": compute.site, "path": list(path),
-                         "configured_rtt_ms": round(configured, 3), "median_rtt_ms": median,
-                         "lan_rtt_ms": lan_ms,
-                         "wan_within_tolerance": None if median is None or lan_ms is None
-                         else stats.within(median - lan_ms, configured, *RTT_TOLERANCE),
-                         "p95_rtt_ms": stats.percentile(samples, 95) if samples else None,
-                         "samples": samples, "sent": count, "received": len(samples),
-                         "within_tolerance": median is not None
-                         and stats.within(median, configured, *RTT_TOLERANCE)})
-    return rows
-
-
-def summarise(link_checks: list[dict], rows: list[dict]) -> dict:
-    errors = [r["median_rtt_ms"] - r["configured_rtt_ms"] for r in rows if r["median_rtt_ms"] is not None]
-    by_site = {}
-    for row in rows:
-        best = by_site.get(row["client_site"])
-        if row["median_rtt_ms"] is not None and (best is None or row["median_rtt_ms"] < best["median_rtt_ms"]):
-            by_site[row["client_site"]] = {"compute": row["compute"], "compute_site": row["compute_site"],
-                                           "median_rtt_ms": row["median_rtt_ms"]}
-    return {
-        "links_checked": len(link_checks), "links_ok": sum(c["ok"] for c in link_checks),
-        "paths": len(rows), "paths_within_tolerance": sum(r["within_tolerance"] for r in rows),
-        "paths_within_tolerance_lan_removed": sum(bool(r["wan_within_tolerance"]) for r in rows),
-        "lan_rtt_ms_median": stats.percentile([r["lan_rtt_ms"] for r in rows if r["lan_rtt_ms"] is not None], 50)
-        if any(r["lan_rtt_ms"] is not None for r in rows) else None,
-        "rtt_error_ms": {"median": stats.percentile(errors, 50) if errors else None,
-                         "p95": stats.percentile(errors, 95) if errors else None,
-                         "max": max(errors) if errors else None},
-        "nearest_compute_by_client_site": by_site,
-    }
-
-
-def print_table(rows: list[dict], summary: dict) -> None:
-    sites = sorted({r["client_site"] for r in rows})
-    clusters = sorted({r["compute_site"] for r in rows})
-    cell = {}
-    for r in rows:
-        if r["client"].endswith("-1") and r["compute"].endswith("-1"):
-            cell[(r["client_site"], r["compute_site"])] = r
-    width = max(len(c) for c in clusters) + 2
-    print("\nmedian RTT ms (configured) from the first client of each demand city to each cluster's first node")
-    print("cluster".ljust(width) + "".join(s[:14].rjust(16) for s in sites))
-    for cluster in clusters:
-        line = cluster.ljust(width)
-        for site in sites:
-            r = cell.get((site, cluster))
-            text = "-" if r is None or r["median_rtt_ms"] is None else \
-                f"{r['median_rtt_ms']:.1f} ({r['configured_rtt_ms']:.1f})"
-            line += text.rjust(16)
-        print(line)
-    print(f"\nlinks delivering their configured delay: {summary['links_ok']}/{summary['links_checked']}; "
-          f"paths within max(10 %, 0.5 ms): {summary['paths_within_tolerance']}/{summary['paths']}; "
-          f"RTT error median {summary['rtt_error_ms']['median']:.2f} ms, p95 {summary['rtt_error_ms']['p95']:.2f} ms")
-    print(f"the two site LANs (userspace Open vSwitch) add a median {summary['lan_rtt_ms_median']} ms per path; "
-          f"with that measured share removed, {summary['paths_within_tolerance_lan_removed']}/{summary['paths']} "
-          "paths match their configured WAN delay")
+    at(0.4)
+    for host in surge_site.compute:
+        network.service_request(host.name, {"op": "set", "background_load_pct": args.surge_pct})
+    events.append({"at_s": round(time.monotonic() - started, 2), "event": f"load surge at {surge_site.name} "
+                   f"to {args.surge_pct} % background"})
+    at(0.7)
+    network.set_link(lossy.site_a, lossy.site_b, loss_pct=args.loss_pct)
+    events.append({"at_s": round(time.monotonic() - started, 2),
+                   "event": f"{args.loss_pct} % loss on {lossy.site_a}-{lossy.site_b}"})
+    for proc in procs:
+        _, err = proc.communicate(timeout=args.duration_s + 60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"loadgen failed: {err.decode()[-400:]}")
+    network.set_link(lossy.site_a, lossy.site_b, loss_pct=0.0)
+    steering = client.steering()
+    requests = {"id": [], "send_ns": [], "status": [], "response_ms": [], "instance": []}
+    for out in outputs:
+        with open(out) as handle:
+            record = json.load(handle)["requests"]
+        for key in requests:
+            requests[key].extend(record[key])
+    summary = summarise(requests, args.slo_ms)
+    cluster_of = {h.name: h.site for h in topology.compute_nodes()}
+    shares: dict[str, int] = {}
+    for instance in requests["instance"]:
+        if instance is not None:
+            shares[cluster_of.get(instance, instance)] = shares.get(cluster_of.get(instance, instance), 0) + 1
+    progress(f"{policy}: mean {summary['mean_ms']} ms, p95 {summary['p95_ms']} ms, "
+             f"SLO violations {summary['slo_violation_rate']}, flips {steering['flips']}")
+    return {"policy": policy, "summary": summary, "requests_by_cluster": shares, "flips": steering["flips"],
+            "failovers": steering["failovers"], "events": events, "timeline": steering["timeline"],
+            "samples": requests}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--topology", default=FLAGSHIP, help="topology file (default: the flagship)")
-    parser.add_argument("--quick", action="store_true", help="fewer pings per path (smoke test / demo)")
-    parser.add_argument("--pings", type=int, default=None, help="pings per path (default 10, quick 5)")
+    parser.add_argument("--topology", default=FLAGSHIP)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test / demo)")
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
+    parser.add_argument("--rate-rps", type=float, default=60.0, help="requests/s per client")
+    parser.add_argument("--duration-s", type=float, default=None, help="per policy (default 60, quick 20)")
+    parser.add_argument("--slo-ms", type=float, default=50.0)
+    parser.add_argument("--timeout-ms", type=float, default=1000.0)
+    parser.add_argument("--surge-site", default="zhangjiakou")
+    parser.add_argument("--surge-pct", type=float, default=95.0)
+    parser.add_argument("--lossy-link", nargs=2, default=["zhangjiakou", "beijing"])
+    parser.add_argument("--loss-pct", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("experiments.headline: needs root (it boots a Mininet network); run it with sudo", file=sys.stderr)
         return 2
-    count = args.pings or (5 if args.quick else 10)
-    if count < 2:
-        print(f"--pings={count} must be >= 2", file=sys.stderr)
-        return 2
-    try:
-        topology = load_topology(args.topology)
-    except TopologyError as err:
-        print(err, file=sys.stderr)
+    args.duration_s = args.duration_s or (20.0 if args.quick else 60.0)
+    topology = load_topology(args.topology)
+    if not topology.services or not topology.clients():
+        print(f"{args.topology}: the headline experiment needs a service and clients", file=sys.stderr)
         return 1
     start = time.monotonic()
 
@@ -181,34 +128,68 @@ def main(argv=None) -> int:
         print(f"[{time.monotonic() - start:6.1f}s] {message}", flush=True)
 
     network = EmulatedNetwork(topology, seed=args.seed, progress=progress)
+    runs = []
     try:
         network.start()
-        progress("checking that every WAN link delivers its configured delay")
-        link_checks = check_links(network, count, progress)
-        progress("measuring client -> compute round-trip times")
-        rows = measure_paths(network, topology, count, progress)
+        client = NorthboundClient(network.controller_state()["rest"])
+        with tempfile.TemporaryDirectory() as workdir:
+            for policy in args.policies:
+                progress(f"running {policy} for {args.duration_s:.0f} s")
+                runs.append(run_policy(network, client, topology, policy, args, workdir, progress))
         mode = network.link_mode
-        boot = dict(network.timings)
     except KeyboardInterrupt:
         progress("interrupted: tearing down, no result written")
         return 130
     finally:
         network.stop()
-    summary = summarise(link_checks, rows)
-    config = {"topology": topology.to_dict(), "pings_per_path": count, "quick": args.quick,
-              "rtt_tolerance": {"relative": RTT_TOLERANCE[0], "absolute_ms": RTT_TOLERANCE[1]}}
-    directory = results.run_directory("headline")
+    by_policy = {r["policy"]: r["summary"] for r in runs}
+    targets = {}
+    if {"joint", "nearest"} <= set(by_policy):
+        targets["joint_p95_over_nearest_p95"] = _ratio(by_policy["joint"]["p95_ms"], by_policy["nearest"]["p95_ms"])
+    if {"joint", "least-loaded"} <= set(by_policy):
+        targets["joint_p95_over_least_loaded_p95"] = _ratio(by_policy["joint"]["p95_ms"],
+                                                            by_policy["least-loaded"]["p95_ms"])
+    config = {key: value for key, value in vars(args).items() if key != "topology"}
+    config["topology"] = topology.to_dict()
     path = results.write_result("headline", {
         "metadata": results.metadata(seed=args.seed, link_mode=mode, config=config),
-        "boot_timings_s": boot, "link_checks": link_checks, "samples": rows, "summary": summary,
-    }, directory)
-    print_table(rows, summary)
+        "runs": runs, "summary": {"by_policy": by_policy, "targets": targets,
+                                  "target_limits": {"joint_p95_over_nearest_p95": 0.7,
+                                                    "joint_p95_over_least_loaded_p95": 0.8}},
+    })
+    print(f"\n{'policy':14} {'mean ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'SLO viol.':>10} {'timeouts':>9} {'flips':>6}")
+    for run in runs:
+        s = run["summary"]
+        print(f"{run['policy']:14} {_fmt(s['mean_ms']):>8} {_fmt(s['p95_ms']):>8} {_fmt(s['p99_ms']):>8} "
+              f"{s['slo_violation_rate']:>10.3f} {s['timeouts']:>9} {run['flips']:>6}")
+    for name, value in targets.items():
+        print(f"{name}: {value}")
     print(f"\nresult: {path}")
     if not args.no_plot:
         from experiments.headline import plot
         for figure in plot.plot(path):
             print(f"plot:   {figure}")
     return 0
+
+
+def _wait_for_fresh_metrics(client, timeout_s: float = 15.0) -> None:
+    """Every instance healthy and reporting again (after a reset), so each policy starts alike."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        instances = client.steering()["instances"]
+        if instances and all(i["healthy"] and i["metrics_age_s"] is not None and i["metrics_age_s"] < 1.0
+                             for i in instances):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"instances did not all report fresh metrics within {timeout_s} s")
+
+
+def _ratio(a, b):
+    return None if a is None or not b else round(a / b, 3)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Experiment smoke tests: the headline experiment runs end to end in quick mode."""
+"""Experiment smoke tests: experiments run end to end in quick mode.
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from .conftest import ROOT, TINY, leftovers
 pytestmark = pytest.mark.integration
 
 
-def test_headline_quick_writes_a_self_describing_result_and_plots(tmp_path):
+def test_latency_map_quick_writes_a_self_describing_result_and_plots(tmp_path):
     assert leftovers() == []
     env = dict(os.environ, CPN_RESULTS_DIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "experiments.headline.run", "--quick", "--topology", TINY],
+    proc = subprocess.run([sys.executable, "-m", "experiments.latency_map.run", "--quick", "--topology", TINY],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "links delivering their configured delay" in proc.stdout
-    [path] = glob.glob(str(tmp_path / "headline" / "*" / "result.json"))
+    [path] = glob.glob(str(tmp_path / "latency_map" / "*" / "result.json"))
     with open(path) as handle:
         result = json.load(handle)
     assert result["schema"] == 1
