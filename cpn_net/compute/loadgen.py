@@ -34,7 +34,7 @@ Record (JSON, written atomically to ``--out``), schema 1::
      "schedule": [{"start_s", "rate_rps"}, ...], "duration_s", "timeout_ms", "size_bytes",
      "src_ports", "started_ns", "planned", "sent", "stopped_by", "late_sends", "max_late_ms",
      "send_errors", "late_replies", "duplicates", "stray", "malformed", "timestamps",
-     "requests": {"id", "session", "send_ns", "status", "response_ms", "instance",
+     "timestamp_fallbacks", "requests": {"id", "session", "send_ns", "status", "response_ms", "instance",
                   "queue_wait_ms", "service_ms"}}
 
 ``requests`` is columnar: one list per field, one entry per request sent,
@@ -85,8 +85,10 @@ class LoadgenConfig:
 
     Examples
     --------
-    >>> LoadgenConfig("2001:db8:ffff::1", 8080, (RateStep(0, 50),), duration_s=10).planned_offsets_s()[:1]
-    [0.01416...]
+    >>> config = LoadgenConfig("2001:db8:ffff::1", 8080, (RateStep(0, 50),), duration_s=10, seed=3)
+    >>> offsets = config.planned_offsets_s()
+    >>> 400 < len(offsets) < 600, offsets == config.planned_offsets_s()
+    (True, True)
     >>> LoadgenConfig("2001:db8:ffff::1", 8080, (RateStep(0, 50),), duration_s=10, sessions=0)
     Traceback (most recent call last):
     ...
@@ -138,7 +140,6 @@ class _Run:
         self.queue_wait_ms: list[float | None] = []
         self.service_ms: list[float | None] = []
         self.settled: list[bool] = []  # answered, refused by the kernel, or answered too late
-        self.open = 0  # sent and not settled
         self.oldest = 0  # no request before this index is open
         self.send_errors: collections.Counter = collections.Counter()
         self.late_sends = self.max_late_ns = 0
@@ -166,7 +167,6 @@ class _Run:
             self.settled.append(True)
             return
         self.settled.append(False)
-        self.open += 1
 
     def receive(self, session: int, datagram: bytes, ancillary) -> None:
         kernel_ns, _drops = parse_ancillary(ancillary)
@@ -186,7 +186,6 @@ class _Run:
             self.late_replies += self.status[request_id] is None
             return
         self.settled[request_id] = True
-        self.open -= 1
         elapsed_ns = recv_ns - self.send_ns[request_id]
         if elapsed_ns > self.timeout_ns:
             self.late_replies += 1
@@ -209,7 +208,6 @@ class _Run:
                 if now_mono <= expires:
                     return expires
                 self.settled[self.oldest] = True
-                self.open -= 1
             self.oldest += 1
         return None
 
@@ -288,7 +286,7 @@ def run_loadgen(config: LoadgenConfig, should_stop: Callable[[], bool] = lambda:
         "max_late_ms": run.max_late_ns / NS_PER_MS, "send_errors": dict(sorted(run.send_errors.items())),
         "late_replies": run.late_replies, "duplicates": run.duplicates, "stray": run.stray,
         "malformed": run.malformed, "timestamps": "kernel" if kernel_stamps else "user",
-        "requests": run.columns(),
+        "timestamp_fallbacks": run.user_timestamps, "requests": run.columns(),
     }
 
 

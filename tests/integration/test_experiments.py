@@ -1,4 +1,4 @@
-"""Experiment smoke tests: experiments run end to end in quick mode.
+"""Experiment smoke tests: experiments run end to end in quick mode."""
 
 from __future__ import annotations
 
