@@ -21,7 +21,8 @@ instance; and an nftables map ``anycast -> mark of the preferred instance``. A
 new flow (conntrack mark 0) gets the current preference copied into its
 conntrack mark; every packet of the flow takes its mark from conntrack. So
 existing flows keep their instance (affinity) and new flows follow the newest
-decision, in the kernel, at line rate.
+decision, in the kernel, at line rate. For joint, a decision is a weighted
+split of new flows over the near-best instances (see :meth:`SteeringService._split`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from cpn_net.srv6.planner import hosts_of_plan
 from cpn_net.srv6.policy import SRPolicy, compile_policy
 from cpn_net.srv6.segments import minimal_segment_list
 from cpn_net.srv6.sids import end_dx6_sid
-from cpn_net.steering import (ComputeMetrics, Flow, FlowKey, Joint, LeastLoaded, Nearest, PathMetrics,
+from cpn_net.emulation import wire
+from cpn_net.steering import (ComputeMetrics, Flow, FlowKey, Joint, LeastLoaded, Nearest, Oracle, PathMetrics,
                               RandomChoice, RoundRobin, Selector, ServiceInstance, SteeringState)
 
 LOG = logging.getLogger("cpn.steering")
@@ -51,8 +53,12 @@ FIRST_TABLE = 2000
 RULE_PRIORITY = 900
 NFT_TABLE = "cpn_steer"
 FLOW_IDLE_S = 2
+SPLIT_BUCKETS = 100
+SPREAD_MARGIN = 0.5  # joint shares new flows among instances within 50 % of the best expected response
+SPREAD_MAX = 4
 POLICIES = {"joint": Joint, "nearest": Nearest, "least-loaded": LeastLoaded, "round-robin": RoundRobin,
-            "random": lambda: RandomChoice(seed=1)}
+            "random": lambda: RandomChoice(seed=1), "oracle": Oracle}
+ORACLE_PERIOD_S = 0.25
 
 
 class SteeringService:
@@ -78,6 +84,7 @@ class SteeringService:
         self.marks = {name: FIRST_MARK + i for i, name in enumerate(sorted({inst.name for inst, _ in self.instances}))}
         self.ingress_sites = sorted({n.site for n in self.plan.nodes if n.kind == "client"})
         self.preferred: dict[tuple[str, str], str | None] = {}
+        self.splits: dict[tuple[str, str], tuple] = {}
         self.timeline: list[dict] = []
         self.reports = 0
         self.policy_name = policy
@@ -128,11 +135,18 @@ class SteeringService:
                 session.rule("add", {"fwmark": self.marks[instance.name], "table": table,
                                      "priority": RULE_PRIORITY})
             elements = ", ".join(anycasts)
+            maps = "".join(f"  map split_{i} {{ typeof numgen random mod {SPLIT_BUCKETS} : meta mark; "
+                           f"flags interval; }}\n" for i, _ in enumerate(self.topology.services))
+            # A new flow (conntrack mark 0) draws a bucket; the service's split map says which
+            # instance that bucket goes to. Every packet then carries its flow's mark.
+            steer = "".join(f'    iifname "{lan}" ip6 daddr {svc.anycast} ct mark 0 ct mark set numgen random '
+                            f"mod {SPLIT_BUCKETS} map @split_{i};\n"
+                            for i, svc in enumerate(self.topology.services))
             ruleset = (f"table inet {NFT_TABLE} {{\n"
                        f"  set services {{ type ipv6_addr; elements = {{ {elements} }}; }}\n"
-                       f"  map preferred {{ type ipv6_addr : mark; }}\n"
+                       f"{maps}"
                        f"  chain pre {{ type filter hook prerouting priority -150;\n"
-                       f'    iifname "{lan}" ip6 daddr @services ct mark 0 ct mark set ip6 daddr map @preferred;\n'
+                       f"{steer}"
                        f'    iifname "{lan}" ip6 daddr @services meta mark set ct mark; }}\n'
                        f"}}\n")
             _nft(router, f"delete table inet {NFT_TABLE}\n", check=False)
@@ -205,32 +219,99 @@ class SteeringService:
                     decision = self.selector.decide(now, self.state, [Flow(key, ingress, service.name)])[0]
                     self.selector.release(key)  # a probe of the preference, not a real flow
                     chosen = decision.instance.name if decision.instance else None
-                    if self.preferred.get((ingress, service.name)) != chosen:
+                    split = self._split(now, Flow(key, ingress, service.name), decision)
+                    if self.preferred.get((ingress, service.name)) != chosen or \
+                            self.splits.get((ingress, service.name)) != split:
                         self.preferred[(ingress, service.name)] = chosen
+                        self.splits[(ingress, service.name)] = split
                         changes.append({"at": now, "site": ingress, "service": service.name, "instance": chosen,
-                                        "expected_response_ms": decision.expected_response_ms,
+                                        "split": split, "expected_response_ms": decision.expected_response_ms,
                                         "reason": decision.reason})
             self.timeline.extend(changes)
         for change in changes:
             self._apply(change["site"])
         return changes
 
+    def _split(self, now: float, flow, decision) -> tuple:
+        """How new flows are shared: ``((instance, percent), ...)``.
+
+        Policies other than joint send every new flow to their one choice. Joint
+        spreads new flows over the instances whose expected response is within
+        :data:`SPREAD_MARGIN` of the best, weighted by 1 / expected response, so a
+        whole city's new flows do not herd onto one instance for a whole period
+        (what a single choice per period does, and what made joint oscillate).
+        """
+        if decision.instance is None:
+            return ()
+        if self.policy_name not in ("joint", "oracle"):
+            return ((decision.instance.name, 100),)
+        policy = self.selector.policy
+        best = decision.expected_response_ms
+        candidates = []
+        for instance in self.state.instances_of(flow.service):
+            assessed = policy.assess(now, flow, instance, self.state)
+            cost = assessed.expected_response_ms
+            if cost is not None and math.isfinite(cost) and cost <= best * (1 + SPREAD_MARGIN):
+                candidates.append((cost, instance.name))
+        candidates = sorted(candidates)[:SPREAD_MAX]
+        if decision.instance.name not in {n for _, n in candidates}:
+            candidates = [(best, decision.instance.name)] + candidates[:SPREAD_MAX - 1]
+        weights = [1.0 / max(cost, 1e-3) for cost, _ in candidates]
+        total = sum(weights)
+        shares = [max(1, round(SPLIT_BUCKETS * w / total)) for w in weights]
+        shares[0] += SPLIT_BUCKETS - sum(shares)  # exact total, rounding on the best
+        return tuple((name, share) for (_, name), share in zip(candidates, shares) if share > 0)
+
     def _apply(self, site: str) -> None:
         router = self.core.routers[site]
-        elements = [f"{service.anycast} : {self.marks[self.preferred[(site, service.name)]]}"
-                    for service in self.topology.services if self.preferred.get((site, service.name))]
-        batch = f"flush map inet {NFT_TABLE} preferred\n"
-        if elements:
-            batch += f"add element inet {NFT_TABLE} preferred {{ {', '.join(elements)} }}\n"
+        batch = ""
+        for i, service in enumerate(self.topology.services):
+            split = self.splits.get((site, service.name)) or ()
+            batch += f"flush map inet {NFT_TABLE} split_{i}\n"
+            ranges, low = [], 0
+            for name, share in split:
+                ranges.append(f"{low}-{low + share - 1} : {self.marks[name]:#x}")
+                low += share
+            if ranges:
+                batch += f"add element inet {NFT_TABLE} split_{i} {{ {', '.join(ranges)} }}\n"
         _nft(router, batch)
 
     def _decision_loop(self) -> None:
         while self.running:
+            oracle = self.policy_name == "oracle"
             try:
+                if oracle:
+                    self._true_state()
                 self.decide_once()
             except Exception:
                 LOG.exception("steering decision")
-            time.sleep(self.period_s)
+            time.sleep(ORACLE_PERIOD_S if oracle else self.period_s)
+
+    def _true_state(self) -> None:
+        """The oracle's full knowledge: every instance's state right now, read from the service itself.
+
+        No agent period, no staleness, no telemetry estimate (the network view
+        falls back to configured delays only where telemetry has none), and
+        decisions four times per period: the best a selector with this cost
+        model could do, the yardstick the joint policy is measured against.
+        """
+        now = time.time()
+        for instance, service in self.instances:
+            path = os.path.join(self.run_dir, "services", f"{instance.name}.{service.name}.sock")
+            try:
+                reply = wire.request(path, {"op": "stats"}, timeout_s=0.2)
+            except OSError:
+                continue
+            if not reply.get("ok") or reply.get("paused_s"):
+                continue
+            settings = reply["settings"]
+            workers = int(settings["workers"])
+            metrics = ComputeMetrics(instance.name, now, min(1.0, reply["in_service"] / max(1, workers)),
+                                     int(reply["queue_len"]), float(settings["capacity_rps"]), workers,
+                                     float(settings["service_time_ms"]), settings.get("price_cny_per_hour"),
+                                     settings.get("carbon_g_per_kwh"))
+            with self.lock:
+                self.state.report(metrics)
 
     # ---------------------------------------------------------- northbound
     def set_policy(self, name: str) -> dict:
@@ -240,6 +321,7 @@ class SteeringService:
             self.policy_name = name
             self.selector = Selector(POLICIES[name]())
             self.preferred.clear()
+            self.splits.clear()
         self.decide_once()
         return self.view()
 
@@ -256,7 +338,8 @@ class SteeringService:
                                   "utilisation": None if metrics is None else metrics.utilisation,
                                   "queue_len": None if metrics is None else metrics.queue_len})
             return {"policy": self.policy_name, "period_s": self.period_s, "reports": self.reports,
-                    "preferred": [{"site": s, "service": svc, "instance": i}
+                    "preferred": [{"site": s, "service": svc, "instance": i,
+                                   "split": [list(x) for x in self.splits.get((s, svc), ())]}
                                   for (s, svc), i in sorted(self.preferred.items())],
                     "flips": stats.flips, "failovers": stats.failovers, "decisions": stats.decisions,
                     "instances": instances, "timeline": self.timeline[-200:]}

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m experiments.latency_map.run --quick "$@"
+exec .venv/bin/python -m experiments.headline.run --quick "$@"

@@ -432,7 +432,7 @@ def _steering_section() -> Section:
                            "timeline": {"type": "array", "items": {"type": "object"}}}}
     choice = {"type": "object", "required": ["policy"], "additionalProperties": False,
               "properties": {"policy": {"type": "string",
-                                        "enum": ["joint", "nearest", "least-loaded", "round-robin", "random"],
+                                        "enum": ["joint", "nearest", "least-loaded", "round-robin", "random", "oracle"],
                                         "description": "The selector's policy for new flows."}}}
     paths = {"/steering": {
         "get": operation("Compute-aware steering state", "getSteering",

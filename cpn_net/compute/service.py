@@ -180,6 +180,9 @@ class ComputeService:
             self.control = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.control.bind(config.control)
             self.control.setblocking(False)
+        # stop() writes here to end a select() at once (another thread may call it).
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._stopping = False
         self.period_ns = round(config.metrics_period_s * NS_PER_S)
         self.next_report_ns = now + self.period_ns
         self.last_report = (now, self.station.busy_area_ns(now), 0)  # (time, busy area, arrivals)
@@ -187,9 +190,9 @@ class ComputeService:
     # --- the loop -------------------------------------------------------------------------------
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Serve until ``should_stop()`` (polled at least every 0.1 s)."""
-        readers = [self.udp] + ([self.control] if self.control else [])
-        while not should_stop():
+        """Serve until ``should_stop()`` (polled at least every 0.1 s) or :meth:`stop`."""
+        readers = [self.udp, self._wake_read] + ([self.control] if self.control else [])
+        while not self._stopping and not should_stop():
             now = self.clock_ns()
             due = [self.next_report_ns, now + round(MAX_WAIT_S * NS_PER_S)]
             station_due = self.station.next_event_ns()
@@ -348,8 +351,18 @@ class ComputeService:
             "paused_s": max(0, self.paused_until_ns - now) / NS_PER_S,
         }
 
+    def stop(self) -> None:
+        """Make :meth:`run` return now (safe from another thread)."""
+        self._stopping = True
+        try:
+            self._wake_write.send(b"x")
+        except OSError:
+            pass  # already closed, or the wake-up is already pending
+
     def close(self) -> None:
         """Close the sockets and remove the control socket's path."""
+        self._wake_read.close()
+        self._wake_write.close()
         self.udp.close()
         self.metrics.close()
         if self.control is not None:

@@ -27,13 +27,14 @@ import sys
 import tempfile
 import time
 
+from cpn_net import stats
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.northbound_client import NorthboundClient
 from experiments.common import results
 
 FLAGSHIP = os.path.join(results.ROOT, "topologies", "east-data-west-compute.yaml")
-POLICIES = ("nearest", "least-loaded", "random", "round-robin", "joint")
+POLICIES = ("nearest", "least-loaded", "random", "round-robin", "joint", "oracle")
 
 
 def run_policy(network, client, topology, policy: str, args, workdir: str, progress) -> dict:
@@ -85,13 +86,21 @@ def run_policy(network, client, topology, policy: str, args, workdir: str, progr
             record = json.load(handle)["requests"]
         for key in requests:
             requests[key].extend(record[key])
-    summary = summarise(requests, args.slo_ms)
+    summary = summarise(requests, args.slo_ms).to_dict()
+    summary.pop("bins", None)
+    # Percentiles over every request, a timeout or rejection counting as the timeout: a policy
+    # must not look fast by dropping its slowest requests.
+    every = sorted(r if status == "served" and r is not None else args.timeout_ms
+                   for r, status in zip(requests["response_ms"], requests["status"]))
+    for q in (50, 95, 99):
+        summary[f"p{q}_all_ms"] = round(stats.percentile(every, q), 3) if every else None
+    summary["mean_all_ms"] = round(sum(every) / len(every), 3) if every else None
     cluster_of = {h.name: h.site for h in topology.compute_nodes()}
     shares: dict[str, int] = {}
     for instance in requests["instance"]:
         if instance is not None:
             shares[cluster_of.get(instance, instance)] = shares.get(cluster_of.get(instance, instance), 0) + 1
-    progress(f"{policy}: mean {summary['mean_ms']} ms, p95 {summary['p95_ms']} ms, "
+    progress(f"{policy}: mean {summary['mean_all_ms']} ms, p95 {summary['p95_all_ms']} ms, "
              f"SLO violations {summary['slo_violation_rate']}, flips {steering['flips']}")
     return {"policy": policy, "summary": summary, "requests_by_cluster": shares, "flips": steering["flips"],
             "failovers": steering["failovers"], "events": events, "timeline": steering["timeline"],
@@ -145,22 +154,27 @@ def main(argv=None) -> int:
     by_policy = {r["policy"]: r["summary"] for r in runs}
     targets = {}
     if {"joint", "nearest"} <= set(by_policy):
-        targets["joint_p95_over_nearest_p95"] = _ratio(by_policy["joint"]["p95_ms"], by_policy["nearest"]["p95_ms"])
+        targets["joint_p95_over_nearest_p95"] = _ratio(by_policy["joint"]["p95_all_ms"],
+                                                       by_policy["nearest"]["p95_all_ms"])
+    if {"joint", "oracle"} <= set(by_policy):
+        targets["joint_mean_over_oracle_mean"] = _ratio(by_policy["joint"]["mean_all_ms"],
+                                                        by_policy["oracle"]["mean_all_ms"])
     if {"joint", "least-loaded"} <= set(by_policy):
-        targets["joint_p95_over_least_loaded_p95"] = _ratio(by_policy["joint"]["p95_ms"],
-                                                            by_policy["least-loaded"]["p95_ms"])
+        targets["joint_p95_over_least_loaded_p95"] = _ratio(by_policy["joint"]["p95_all_ms"],
+                                                            by_policy["least-loaded"]["p95_all_ms"])
     config = {key: value for key, value in vars(args).items() if key != "topology"}
     config["topology"] = topology.to_dict()
     path = results.write_result("headline", {
         "metadata": results.metadata(seed=args.seed, link_mode=mode, config=config),
         "runs": runs, "summary": {"by_policy": by_policy, "targets": targets,
                                   "target_limits": {"joint_p95_over_nearest_p95": 0.7,
-                                                    "joint_p95_over_least_loaded_p95": 0.8}},
+                                                    "joint_p95_over_least_loaded_p95": 0.8,
+                                                    "joint_mean_over_oracle_mean": 1.1}},
     })
     print(f"\n{'policy':14} {'mean ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'SLO viol.':>10} {'timeouts':>9} {'flips':>6}")
     for run in runs:
         s = run["summary"]
-        print(f"{run['policy']:14} {_fmt(s['mean_ms']):>8} {_fmt(s['p95_ms']):>8} {_fmt(s['p99_ms']):>8} "
+        print(f"{run['policy']:14} {_fmt(s['mean_all_ms']):>8} {_fmt(s['p95_all_ms']):>8} {_fmt(s['p99_all_ms']):>8} "
               f"{s['slo_violation_rate']:>10.3f} {s['timeouts']:>9} {run['flips']:>6}")
     for name, value in targets.items():
         print(f"{name}: {value}")
