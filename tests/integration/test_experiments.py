@@ -37,3 +37,29 @@ def test_latency_map_quick_writes_a_self_describing_result_and_plots(tmp_path):
     for name in ("rtt_measured_vs_configured.png", "rtt_cdf_by_city.png"):
         assert os.path.getsize(os.path.join(os.path.dirname(path), name)) > 1000
     assert leftovers() == []
+
+
+def test_headline_quick_compares_policies_and_writes_plots(tmp_path):
+    assert leftovers() == []
+    env = dict(os.environ, CPN_RESULTS_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "experiments.headline.run", "--quick", "--topology", TINY,
+                           "--duration-s", "6", "--rate-rps", "20", "--policies", "nearest", "joint",
+                           "--surge-site", "east", "--lossy-link", "east", "centre"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [path] = glob.glob(str(tmp_path / "headline" / "*" / "result.json"))
+    with open(path) as handle:
+        result = json.load(handle)
+    assert result["schema"] == 1 and result["metadata"]["link_emulation_mode"] in ("netem", "userspace")
+    runs = {run["policy"]: run for run in result["runs"]}
+    assert set(runs) == {"nearest", "joint"}
+    for run in runs.values():
+        statuses = run["samples"]["status"]
+        # every request sent is in the results, served or not (no silent drops)
+        assert run["summary"]["count"] == len(statuses) > 50
+        assert set(statuses) <= {"served", "rejected", "timeout"}
+        assert len(run["events"]) == 2
+    assert "joint_p95_over_nearest_p95" in result["summary"]["targets"]
+    for name in ("response_time_cdf.png", "timeline_p95.png"):
+        assert os.path.getsize(os.path.join(os.path.dirname(path), name)) > 1000
+    assert leftovers() == []
