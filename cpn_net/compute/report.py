@@ -111,7 +111,7 @@ def parse_report(datagram: bytes) -> dict:
     >>> parse_report(b'{"schema": 2}')
     Traceback (most recent call last):
     ...
-    cpn_net.compute.errors.ComputeRecordError: metrics report: schema=2 is not supported (this reader knows 1); upgrade cpn_net
+    cpn_net.compute.errors.ComputeRecordError: metrics report: schema=2 is not supported (this reader knows 1); ...
     """
     try:
         report = json.loads(datagram)

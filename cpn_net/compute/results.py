@@ -214,7 +214,7 @@ def summarise_record(record: Mapping, slo_ms: float, bin_s: float = 1.0) -> Resp
     >>> summarise_record({"schema": 9, "role": "loadgen"}, 100)
     Traceback (most recent call last):
     ...
-    cpn_net.compute.errors.ComputeRecordError: record: schema=9 role='loadgen' is not a loadgen record of schema 1; upgrade cpn_net or check the file
+    cpn_net.compute.errors.ComputeRecordError: record: schema=9 role='loadgen' is not a loadgen record of schema 1; ...
     """
     if record.get("schema") != RECORD_SCHEMA or record.get("role") != "loadgen" \
             or not isinstance(record.get("requests"), Mapping):

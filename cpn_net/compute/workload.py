@@ -92,7 +92,7 @@ def check_schedule(steps: Sequence[RateStep]) -> tuple[RateStep, ...]:
     >>> check_schedule([RateStep(0, 10), RateStep(0, 20)])
     Traceback (most recent call last):
     ...
-    cpn_net.compute.errors.ComputeConfigError: schedule: step 2 starts at 0 s, not after step 1 (0 s); starts must increase
+    cpn_net.compute.errors.ComputeConfigError: schedule: step 2 starts at 0 s, not after step 1 (0 s); ...
     """
     if not steps:
         raise ComputeConfigError("schedule: no steps; give at least one, e.g. 0:100")

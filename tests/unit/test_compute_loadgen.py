@@ -92,7 +92,8 @@ def test_replies_are_matched_by_id_and_everything_else_counted():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(to="10.0.0.1"), "loadgen: to='10.0.0.1' must be an IPv6 address, e.g. the service's anycast 2001:db8:ffff::1"),
+    (dict(to="10.0.0.1"),
+     "loadgen: to='10.0.0.1' must be an IPv6 address, e.g. the service's anycast 2001:db8:ffff::1"),
     (dict(to="::"), "loadgen: to='::' is the unspecified address; give the service's address"),
     (dict(port=0), "loadgen: port=0 must be an integer in 1..65535"),
     (dict(timeout_ms=0), "loadgen: timeout_ms=0 must be a finite number > 0, e.g. 1000"),
