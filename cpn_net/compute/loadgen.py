@@ -51,7 +51,6 @@ import argparse
 import collections
 import errno
 import ipaddress
-import math
 import os
 import select
 import socket

@@ -188,7 +188,7 @@ def encode_response(response: Response) -> bytes:
     >>> encode_response(Response(2, ResponseStatus.SERVED, 3, 0, 0, "k" * 33))
     Traceback (most recent call last):
     ...
-    cpn_net.compute.errors.ComputeProtocolError: response: instance='kk...k' is 33 bytes of UTF-8; use a name of 1..32 bytes
+    cpn_net.compute.errors.ComputeProtocolError: response: instance='kk...k' is 33 bytes of UTF-8; use a name of 1..32...
     """
     _check_field("response", "request_id", response.request_id, U64_MAX)
     _check_field("response", "server_recv_ns", response.server_recv_ns, U64_MAX)

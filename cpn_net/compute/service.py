@@ -78,7 +78,7 @@ from cpn_net.tools.flowgen import StopOnSignal
 MAX_WAIT_S = 0.1  # bounds how long a stop request waits for the loop
 RECEIVE_BATCH = 256  # datagrams read per wake-up before timers get a turn
 RECV_BUFFER_BYTES = 4 << 20
-_PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo (RFC 3542 §6.1)
+_PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo (RFC 3542 §6)
 _ANCILLARY_BYTES = socket.CMSG_SPACE(_PKTINFO.size)
 _NS_PER_US = 1000
 

@@ -119,7 +119,7 @@ def test_schedule_rates_and_planned_send_times_are_kept():
     assert record["planned"] == record["sent"] == len(planned)
     offsets = [(t - record["started_ns"]) / 1e9 for t in record["requests"]["send_ns"]]
     # the seeded schedule is what went out, give or take scheduling delay
-    assert all(-0.001 < sent - due < 0.05 for sent, due in zip(offsets, planned))
+    assert all(-0.001 < sent - due < 0.1 for sent, due in zip(offsets, planned))
     first, second = sum(t < 0.4 for t in offsets), sum(t >= 0.4 for t in offsets)
     assert abs(first - 20) <= 4 * 20 ** 0.5 and abs(second - 60) <= 4 * 60 ** 0.5
     assert record["requests"]["status"].count("served") == record["sent"]
