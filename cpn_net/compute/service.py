@@ -66,6 +66,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
+from cpn_net import unixctl
 from cpn_net.compute.errors import ComputeConfigError, ComputeProtocolError
 from cpn_net.compute.protocol import (MAX_DATAGRAM_BYTES, Response, ResponseStatus,
                                       decode_request, encode_response, instance_bytes,
@@ -289,17 +290,7 @@ class ComputeService:
     # --- control --------------------------------------------------------------------------------
 
     def _serve_control(self) -> None:
-        while True:
-            try:
-                data, peer = self.control.recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            reply = self.handle_control(data)
-            if peer:
-                try:
-                    self.control.sendto(json.dumps(reply).encode(), peer)
-                except OSError:
-                    pass
+        unixctl.serve_pending(self.control, self.handle_control)
 
     def handle_control(self, data: bytes) -> dict:
         """Apply one control request (module notes) and return the reply."""
@@ -398,27 +389,7 @@ def reply_pktinfo(ancillary) -> bytes | None:
     return None
 
 
-def control_request(control_path: str, message: dict, timeout_s: float = 2.0) -> dict:
-    """Send one control request to a running service and return its reply.
-
-    Raises
-    ------
-    OSError
-        If the service does not exist or does not answer in ``timeout_s``.
-    """
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    reply_path = f"{control_path}.{os.getpid()}.{time.monotonic_ns()}"
-    try:
-        client.bind(reply_path)
-        client.settimeout(timeout_s)
-        client.sendto(json.dumps(message).encode(), control_path)
-        return json.loads(client.recv(65536))
-    finally:
-        client.close()
-        try:
-            os.unlink(reply_path)
-        except FileNotFoundError:
-            pass
+control_request = unixctl.request
 
 
 def _new_counters() -> dict[str, int]:

@@ -53,6 +53,7 @@ import struct
 import sys
 import time
 
+from cpn_net import unixctl
 from cpn_net.telemetry.marking import colour_of_frame
 
 ETH_P_ALL = 0x0003
@@ -236,17 +237,7 @@ class Wire:
                 self.counters[direction]["send_errors"] += 1
 
     def _serve_control(self) -> None:
-        while True:
-            try:
-                data, peer = self.control.recvfrom(65536)
-            except BlockingIOError:
-                return
-            reply = self.handle_request(data)
-            if peer:
-                try:
-                    self.control.sendto(json.dumps(reply).encode(), peer)
-                except OSError:
-                    pass
+        unixctl.serve_pending(self.control, self.handle_request)
 
     def handle_request(self, data: bytes) -> dict:
         try:
@@ -325,22 +316,7 @@ def _socket_stats(sock: socket.socket) -> dict:
     return {"packets": packets, "drops": drops}
 
 
-def request(control_path: str, message: dict, timeout_s: float = 2.0) -> dict:
-    """Send one control request to a running element and return its reply."""
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    reply_path = f"{control_path}.{os.getpid()}.{time.monotonic_ns()}"
-    try:
-        client.bind(reply_path)
-        client.settimeout(timeout_s)
-        client.sendto(json.dumps(message).encode(), control_path)
-        data = client.recv(65536)
-        return json.loads(data)
-    finally:
-        client.close()
-        try:
-            os.unlink(reply_path)
-        except FileNotFoundError:
-            pass
+request = unixctl.request  # the CLI, the emulator and the controller talk to elements through it
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,8 @@ from cpn_net.model.errors import ModelError, Problem, TopologyError, UnknownName
 from cpn_net.model.geo import DEFAULT_LINK_DELAY_MS, DEFAULT_ROUTE_FACTOR, FIBRE_US_PER_KM
 from cpn_net.model.loader import load_topology
 from cpn_net.model.summary import summarize
-from cpn_net.model.topology import Client, ComputeNode, Host, Link, PolicyFlow, Service, Site, SRPolicySpec, Topology
+from cpn_net.model.topology import (Client, ComputeNode, Host, Link, PolicyFlow, Service, Site, SliceSpec, SRPolicySpec,
+                                    Topology)
 
 __all__ = [
     "DEFAULT_LINK_DELAY_MS",
@@ -40,6 +41,7 @@ __all__ = [
     "SRPolicySpec",
     "Service",
     "Site",
+    "SliceSpec",
     "Topology",
     "TopologyError",
     "UnknownNameError",

@@ -18,6 +18,7 @@ from cpn_net.model import addressing
 from cpn_net.model.errors import ProblemLog, unknown_fix
 from cpn_net.model.geo import DEFAULT_ROUTE_FACTOR, FIBRE_US_PER_KM, fibre_delay_ms, great_circle_km
 from cpn_net.model.policies import read_policies
+from cpn_net.model.slices import read_slices
 from cpn_net.model.schema import (
     COMPUTE_DEFAULTS,
     COMPUTE_FIELDS,
@@ -119,6 +120,7 @@ def build_topology(
     sites_key: str = "sites",
     links_key: str = "links",
     policies: list[Entry] | None = None,
+    slices: list[Entry] | None = None,
 ) -> Topology:
     """Check every rule and build the topology, or raise all problems at once.
 
@@ -139,6 +141,8 @@ def build_topology(
         How the format calls its list of sites and links, for messages.
     policies : list of Entry, optional
         SR policies (:mod:`cpn_net.model.policies`); formats without them pass none.
+    slices : list of Entry, optional
+        Network slices (:mod:`cpn_net.model.slices`); formats without them pass none.
 
     Returns
     -------
@@ -166,6 +170,8 @@ def build_topology(
     made_services = _read_services(log, services, built)
     policy_entries = [e for e in policies or [] if _as_mapping(log, e, "policy")]
     made_policies = read_policies(log, policy_entries, built, made_links, bad_names)
+    slice_entries = [e for e in slices or [] if _as_mapping(log, e, "slice")]
+    made_slices = read_slices(log, slice_entries, built, bad_names)
     if not log.problems:
         _check_connected(log, built, made_links, links_key)
     log.raise_if_any()
@@ -179,6 +185,7 @@ def build_topology(
         services=tuple(made_services),
         notes=tuple(notes),
         policies=tuple(made_policies),
+        slices=tuple(made_slices),
     )
 
 

@@ -16,7 +16,7 @@ Layout (either ``links`` or ``edges`` holds the links)::
   ``source``/``target`` for the ends. ``graph`` holds the YAML top-level keys
   ``name`` (default: the file name), ``description``, ``route_factor``,
   ``defaults``, ``services``, ``policies`` (SR policies, as in YAML, naming
-  sites by name).
+  sites by name), ``slices`` (network slices, as in YAML).
 - Unknown keys are rejected like in YAML. Directed graphs and multigraphs are
   rejected: links carry both directions, one per pair of sites.
 - Without ``graph.services`` the topology gets the service
@@ -45,7 +45,8 @@ from cpn_net.model.schema import DEFAULT_SERVICE, DEFAULT_SERVICE_NOTE, TOP_FIEL
 from cpn_net.model.topology import Topology
 
 _TOP_KEYS = ("directed", "multigraph", "graph", "nodes", "links", "edges")
-_GRAPH_FIELDS = {k: TOP_FIELDS[k] for k in ("name", "description", "route_factor", "defaults", "services", "policies")}
+_GRAPH_FIELDS = {k: TOP_FIELDS[k] for k in ("name", "description", "route_factor", "defaults", "services", "policies",
+                                             "slices")}
 _COORD_SPELLINGS = {"lat": "Latitude", "lon": "Longitude"}
 
 
@@ -126,8 +127,9 @@ def parse_node_link(text: str, file: str = "<string>", *, default_service: bool 
     else:
         services, notes = _default_service(default_service, sites)
     policies = [Entry(f"graph.policies[{i}]", item) for i, item in enumerate(top.get("policies") or [])]
+    slices = [Entry(f"graph.slices[{i}]", item) for i, item in enumerate(top.get("slices") or [])]
     return build_topology(log, file, header, sites, links, services, notes, sites_key="nodes", links_key=links_key,
-                          policies=policies)
+                          policies=policies, slices=slices)
 
 
 def _list(log: ProblemLog, document: dict, key: str, required: bool) -> list:

@@ -22,6 +22,8 @@ A topology is a YAML mapping (``.yaml``/``.yml``)::
       - {name: infer, anycast: "2001:db8:ffff::1", port: 8080, compute: [k1-1, guiyang]}
     policies:                         # optional: SR policies the controller installs
       - {name: bj-gy, headend: beijing, to: guiyang, objective: min_hops, waypoints: [shanghai]}
+    slices:                           # optional: tenant network slices (RFC 9543)
+      - {name: gold, members: [beijing, k3-1], rate_mbps: 20, max_latency_ms: 30, kind: latency}
 
 Link keys: ``a``, ``b`` (site names), ``delay_ms`` (one way, >= 0; omitted:
 derived from the sites' coordinates, see :mod:`cpn_net.model.geo`),
@@ -54,7 +56,18 @@ visit in order; not the headend, not the destination site, no repeats),
 §5.1, §5.2), ``backup`` (bool, default true: precompute a link-disjoint
 backup path).
 
-Keys ``slices`` and ``scenario`` are reserved for later versions.
+Slice keys (network slices, RFC 9543; checked by :mod:`cpn_net.model.slices`):
+``name`` (unique), ``id`` (1..15, unique, default the lowest free: it is
+carried in DSCP bits 1..4, see :mod:`cpn_net.telemetry.marking`), ``members``
+(host names, or site names meaning all the site's hosts; no host twice),
+``rate_mbps`` (> 0, guaranteed between every ordered pair of member sites),
+``max_latency_ms`` (> 0, optional), ``max_loss_pct`` (0..100, optional),
+``kind`` (``latency`` default: minimum-delay paths; ``bulk``: widest paths),
+``meter_mbps`` (optional cap at the site switch, >= ``rate_mbps``),
+``isolation`` (bool, default true: a host belongs to at most one isolated
+slice, decapsulated into the slice's own table).
+
+Key ``scenario`` is reserved for a later version.
 Networkx node-link JSON and Topology Zoo GraphML are imported into the same
 model (:mod:`cpn_net.model.node_link`, :mod:`cpn_net.model.graphml`).
 
@@ -79,7 +92,7 @@ NAME_RULE = "1-63 lower-case letters, digits, '-' or '_', not starting with '-' 
 # Site names that read like another node's name would mislead on every capture.
 PLAN_LIKE_NAME = re.compile(r"[rs]\d+|[ku]\d+-\d+|l\d+x\d+")
 MAX_WORKERS = 4096
-RESERVED_KEYS = ("slices", "scenario")
+RESERVED_KEYS = ("scenario",)
 # Words people write for a key, mapped to the key, for "did you mean" hints.
 KEY_ALIASES = {
     "latitude": "lat", "longitude": "lon", "lng": "lon", "delay": "delay_ms", "latency": "delay_ms",
@@ -87,6 +100,9 @@ KEY_ALIASES = {
     "bandwidth": "rate_mbps", "bw": "rate_mbps", "address": "anycast", "ip": "anycast", "hosts": "clients",
     "via": "waypoints", "destination": "to", "dest": "to", "from": "headend", "ingress": "headend",
     "protocol": "proto", "sport": "src_port", "dport": "dst_port", "source": "src",
+    "endpoints": "members", "guaranteed_mbps": "rate_mbps",
+    "max_delay_ms": "max_latency_ms", "latency_bound_ms": "max_latency_ms", "cap_mbps": "meter_mbps",
+    "isolated": "isolation", "type": "kind",
 }
 #: The service importers add when a file names none, matching the flagship's.
 DEFAULT_SERVICE = {"name": "infer", "anycast": "2001:db8:ffff::1", "port": 8080}
@@ -192,6 +208,7 @@ TOP_FIELDS: dict[str, Field] = {
     "links": Field("list", "list the links"),
     "services": Field("list", "list the services"),
     "policies": Field("list", "list the SR policies"),
+    "slices": Field("list", "list the network slices"),
 }
 
 #: Policy objectives: the first two are :mod:`cpn_net.srv6.paths` objectives;
@@ -214,6 +231,24 @@ POLICY_FIELDS: dict[str, Field] = {
     "waypoints": Field("list", "list site names to traverse in order", nullable=True),
     "mode": Field("choice", "use encap (H.Encaps) or encap.red (H.Encaps.Red)", choices=POLICY_MODES),
     "backup": Field("bool", "write true or false"),
+}
+#: Slice kinds: ``latency`` rides minimum-delay paths, ``bulk`` maximum-residual (widest) ones.
+SLICE_KINDS = ("latency", "bulk")
+#: Slice ids fit DSCP bits 1..4 (:mod:`cpn_net.telemetry.marking`); 0 means "no slice".
+MAX_SLICE_ID = 15
+SLICE_FIELDS: dict[str, Field] = {
+    "name": Field("name", "give each slice a name"),
+    "id": Field("int", f"give an id from 1 to {MAX_SLICE_ID} (DSCP bits 1..4), or omit it", at_least=1,
+                at_most=MAX_SLICE_ID),
+    "members": Field("list", "list host names (u1-1, k2-1) or site names (all the site's hosts)"),
+    "rate_mbps": Field("number", "give the guaranteed rate, above 0 Mbit/s", above=0),
+    "max_latency_ms": Field("number", "give the latency bound in ms, above 0, or omit it", above=0,
+                            nullable=True),
+    "max_loss_pct": Field("number", "give the loss bound from 0 to 100 %, or omit it", at_least=0, at_most=100,
+                          nullable=True),
+    "kind": Field("choice", "use latency (minimum-delay paths) or bulk (widest paths)", choices=SLICE_KINDS),
+    "meter_mbps": Field("number", "give the cap above 0 Mbit/s, or omit it", above=0, nullable=True),
+    "isolation": Field("bool", "write true or false"),
 }
 FLOW_FIELDS: dict[str, Field] = {
     "proto": Field("text", "use tcp, udp, sctp, icmpv6 or a protocol number 1..255"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cpn_net.model.policies import policy_lines
+from cpn_net.model.slices import slice_lines
 from cpn_net.model.topology import DELAY_SOURCES, Topology
 
 
@@ -11,7 +12,7 @@ def _count(n: int, word: str, plural: str | None = None) -> str:
 
 
 def summarize(topo: Topology) -> str:
-    """Name, sizes, where link delays came from, compute capacity, SR policies and notes.
+    """Name, sizes, where link delays came from, compute capacity, SR policies, slices and notes.
 
     Parameters
     ----------
@@ -39,7 +40,8 @@ def summarize(topo: Topology) -> str:
         _count(len(topo.clients()), "client"),
         _count(len(nodes), "compute node"),
         _count(len(topo.services), "service"),
-    ] + ([_count(len(topo.policies), "SR policy", "SR policies")] if topo.policies else [])))
+    ] + ([_count(len(topo.policies), "SR policy", "SR policies")] if topo.policies else [])
+      + ([_count(len(topo.slices), "slice")] if topo.slices else [])))
     if topo.links:
         by_source = {s: sum(1 for link in topo.links if link.delay_source == s) for s in DELAY_SOURCES}
         delays = [link.delay_ms for link in topo.links]
@@ -50,5 +52,6 @@ def summarize(topo: Topology) -> str:
     lines.append(f"  compute capacity: {total:.0f} req/s ({sum(k.workers for k in nodes)} workers), "
                  f"{free:.0f} req/s free of background load")
     lines.extend(f"  policy {line}" for line in policy_lines(topo.policies))
+    lines.extend(f"  slice {line}" for line in slice_lines(topo.slices))
     lines.extend(f"  note: {note}" for note in topo.notes)
     return "\n".join(lines)

@@ -30,8 +30,8 @@ from cpn_net.model import addressing
 from cpn_net.model.errors import UnknownNameError, unknown_fix
 from cpn_net.model.schema import PROTOCOL_NUMBERS
 
-#: Version of the dictionary layout written by :meth:`Topology.to_dict` (2 added ``policies``).
-TOPOLOGY_DICT_VERSION = 2
+#: Version of the dictionary layout written by :meth:`Topology.to_dict` (2 added ``policies``, 3 ``slices``).
+TOPOLOGY_DICT_VERSION = 3
 DELAY_SOURCES = ("configured", "derived", "default")
 #: What a policy's ``to`` names: a site (its LAN), a host (its /128) or a prefix.
 POLICY_TARGET_KINDS = ("site", "host", "prefix")
@@ -262,6 +262,63 @@ class SRPolicySpec:
 
 
 @dataclass(frozen=True)
+class SliceSpec:
+    """A network slice (RFC 9543 §3): member endpoints, guarantees and isolation.
+
+    The model only guarantees the declaration fits the topology; whether the
+    guarantees fit the links is admission control (:mod:`cpn_net.slicing.admission`).
+
+    Attributes
+    ----------
+    name : str
+        Unique in the topology.
+    id : int
+        1..15, unique; carried in DSCP bits 1..4 (:mod:`cpn_net.telemetry.marking`).
+    members : tuple of str
+        As declared: host names and site names.
+    hosts : tuple of str
+        The member hosts, a site expanded to all its hosts, in topology order.
+    sites : tuple of str
+        The sites of the member hosts, in topology order.
+    rate_mbps : float
+        Guaranteed between every ordered pair of member sites.
+    max_latency_ms, max_loss_pct : float or None
+        One-way bounds on every member-site path; None: no bound.
+    kind : {"latency", "bulk"}
+        Minimum-delay or widest (maximum residual bandwidth) paths.
+    meter_mbps : float or None
+        Cap on the slice's traffic entering at each member site switch.
+    isolation : bool
+        Decapsulate into the slice's own table; a host is in at most one isolated slice.
+
+    Examples
+    --------
+    >>> from cpn_net.model.yaml_format import parse_yaml_topology
+    >>> topo = parse_yaml_topology('''
+    ... name: pair
+    ... sites: [{name: a}, {name: b}]
+    ... links: [{a: a, b: b, delay_ms: 1, rate_mbps: 100}]
+    ... slices: [{name: gold, members: [a, k2-1], rate_mbps: 10}]
+    ... ''')
+    >>> s = topo.slice("gold")
+    >>> s.id, s.hosts, s.sites, s.kind, s.isolation
+    (1, ('u1-1', 'k1-1', 'k2-1'), ('a', 'b'), 'latency', True)
+    """
+
+    name: str
+    id: int
+    members: tuple[str, ...]
+    hosts: tuple[str, ...]
+    sites: tuple[str, ...]
+    rate_mbps: float
+    max_latency_ms: float | None = None
+    max_loss_pct: float | None = None
+    kind: str = "latency"
+    meter_mbps: float | None = None
+    isolation: bool = True
+
+
+@dataclass(frozen=True)
 class Topology:
     """A whole validated topology; see the module docstring for an example."""
 
@@ -274,6 +331,7 @@ class Topology:
     services: tuple[Service, ...]
     notes: tuple[str, ...] = ()
     policies: tuple[SRPolicySpec, ...] = ()
+    slices: tuple[SliceSpec, ...] = ()
 
     @cached_property
     def _sites_by_name(self) -> dict[str, Site]:
@@ -388,6 +446,28 @@ class Topology:
         names = [p.name for p in self.policies]
         raise UnknownNameError(f"topology {self.name} has no policy {name!r}; {unknown_fix(name, names, 'policies')}")
 
+    def slice(self, name: str) -> SliceSpec:
+        """The network slice called ``name``.
+
+        Raises
+        ------
+        UnknownNameError
+            If there is no such slice.
+
+        Examples
+        --------
+        >>> from cpn_net.model import load_topology
+        >>> load_topology("topologies/tiny.yaml").slice("gold")
+        Traceback (most recent call last):
+        ...
+        cpn_net.model.errors.UnknownNameError: topology tiny has no slice 'gold'; there are no slices
+        """
+        for spec in self.slices:
+            if spec.name == name:
+                return spec
+        names = [s.name for s in self.slices]
+        raise UnknownNameError(f"topology {self.name} has no slice {name!r}; {unknown_fix(name, names, 'slices')}")
+
     def steered_prefix(self, policy: SRPolicySpec | str) -> ipaddress.IPv6Network:
         """The destination prefix a policy (or policy name) steers at its headend.
 
@@ -490,6 +570,7 @@ class Topology:
             ],
             "notes": list(self.notes),
             "policies": [self._policy_dict(p) for p in self.policies],
+            "slices": [_slice_dict(s) for s in self.slices],
         }
 
     def _policy_dict(self, policy: SRPolicySpec) -> dict:
@@ -540,6 +621,22 @@ def _site_dict(site: Site) -> dict:
             }
             for k in site.compute
         ],
+    }
+
+
+def _slice_dict(spec: SliceSpec) -> dict:
+    return {
+        "name": spec.name,
+        "id": spec.id,
+        "members": list(spec.members),
+        "hosts": list(spec.hosts),
+        "sites": list(spec.sites),
+        "rate_mbps": spec.rate_mbps,
+        "max_latency_ms": spec.max_latency_ms,
+        "max_loss_pct": spec.max_loss_pct,
+        "kind": spec.kind,
+        "meter_mbps": spec.meter_mbps,
+        "isolation": spec.isolation,
     }
 
 

@@ -80,10 +80,10 @@ def parse_yaml_topology(text: str, file: str = "<string>") -> Topology:
 
     Examples
     --------
-    >>> parse_yaml_topology("name: x\\nsites: [{name: a, clients: -1}]\\nslices: []")
+    >>> parse_yaml_topology("name: x\\nsites: [{name: a, clients: -1}]\\nscenario: {}")
     Traceback (most recent call last):
     ...
-    cpn_net.model.errors.TopologyError: <string>: slices: not supported by this version of cpn_net yet; remove it ...
+    cpn_net.model.errors.TopologyError: <string>: scenario: not supported by this version of cpn_net yet; remove it ...
     <string>: sites[0].clients: -1 must be in [0, 99]; give 0 to 99 clients
     """
     log = ProblemLog(file)
@@ -114,9 +114,9 @@ def parse_yaml_topology(text: str, file: str = "<string>") -> Topology:
                     "remove it (it is reserved for a later version of the format)")
     top = Reader(log, "", {k: v for k, v in document.items() if k not in RESERVED_KEYS}, TOP_FIELDS)
     header = read_header(log, top)
-    lists = {key: _entries(top, key) for key in ("sites", "links", "services", "policies")}
+    lists = {key: _entries(top, key) for key in ("sites", "links", "services", "policies", "slices")}
     return build_topology(log, file, header, lists["sites"], lists["links"], lists["services"],
-                          policies=lists["policies"])
+                          policies=lists["policies"], slices=lists["slices"])
 
 
 def _entries(top: Reader, key: str) -> list[Entry]:

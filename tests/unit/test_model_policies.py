@@ -235,7 +235,7 @@ BAD_CASES = {
                  "{name: p, headend: east, to: west, flow: {proto: udp}}"),
         "policies[1]", "steers the same traffic as policies[0] (east -> 2001:db8:3::/64 (udp))", "merge"),
     # the rest of the file stays checked
-    "slices still reserved": (BASE + "slices: []\n", "slices", "not supported by this version", "remove it"),
+    "scenario still reserved": (BASE + "scenario: {}\n", "scenario", "not supported by this version", "remove it"),
 }
 
 
@@ -367,7 +367,7 @@ def test_policies_are_frozen():
 
 def test_to_dict_records_each_policy_resolved():
     d = load_topology("topologies/tiny-policies.yaml").to_dict()
-    assert d["version"] == TOPOLOGY_DICT_VERSION == 2
+    assert d["version"] == TOPOLOGY_DICT_VERSION == 3
     assert json.loads(json.dumps(d)) == d
     assert d["policies"][1] == {
         "name": "echo-udp-to-k3-1", "headend": "east", "headend_router": "r1", "to_kind": "host", "to": "k3-1",

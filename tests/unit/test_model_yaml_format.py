@@ -30,7 +30,6 @@ def one_problem(text, key, message, fix):
 BAD_CASES = {
     # top level
     "unknown top key": ("name: t\nsties: []\n" + TWO, "sties", "unknown key", "did you mean 'sites'?"),
-    "reserved slices": ("name: t\nslices: []\n" + TWO, "slices", "not supported by this version", "remove it"),
     "reserved scenario": ("name: t\nscenario: {}\n" + TWO, "scenario", "not supported", "reserved"),
     "name missing": (TWO, "name", "missing", "name the topology"),
     "name invalid": ("name: My Net\n" + TWO, "name", "'My Net' is not a valid name", "e.g. 'my-net'"),
