@@ -80,7 +80,7 @@ class TelemetryService:
         self.loss_history: collections.deque = collections.deque(maxlen=HISTORY_BLOCKS)
         self.delay_samples: dict[str, collections.deque] = collections.defaultdict(
             lambda: collections.deque(maxlen=2000))
-        self.probe_stats = {"sent": 0, "received": 0, "undecodable": 0, "foreign": 0}
+        self.probe_stats = {"sent": 0, "received": 0, "undecodable": 0, "foreign": 0, "warm_up_dropped": 0}
         self.links = {}  # directed link id -> (wan link, upstream point, downstream point, ground-truth direction)
         for link in plan.wan_links:
             points = link_points(link)
@@ -254,10 +254,12 @@ class TelemetryService:
                 self.probe_stats["undecodable"] += 1
                 continue
             delay_ms = (stamps[1] - stamps[0]) / 1e6
-            if time.monotonic() < self.warm_until:
-                continue  # first probes of a path wait for neighbour discovery: not the link's delay
             with self.lock:
                 self.probe_stats["received"] += 1
+                if time.monotonic() < self.warm_until:
+                    # First probes of a path wait for neighbour discovery: not the link's delay.
+                    self.probe_stats["warm_up_dropped"] += 1
+                    continue
                 self.delay_samples[names[link_index]].append((time.time(), delay_ms))
 
     # ------------------------------------------------------------- view

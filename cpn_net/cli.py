@@ -323,7 +323,8 @@ def format_telemetry(view: dict) -> str:
         f"alternate marking: period {view['period_s']} s; blocks matching the link elements' own drop counts: "
         f"{accuracy.get('blocks_matching_truth', 0)}/{accuracy.get('blocks_judged', 0)}",
         f"IOAM probes: {probes.get('sent', 0)} sent, {probes.get('received', 0)} decoded, "
-        f"{probes.get('undecodable', 0)} undecodable, {probes.get('foreign', 0)} foreign"])
+        f"{probes.get('undecodable', 0)} undecodable, {probes.get('foreign', 0)} foreign, "
+        f"{probes.get('warm_up_dropped', 0)} dropped as warm-up (first seconds after start)"])
 
 
 def format_policies(policies: list[dict]) -> str:
