@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--policies", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--clients", type=int, default=1, help="concurrent REST clients")
-    parser.add_argument("--batch", type=int, default=100, help="policies per POST /policy-batches")
+    parser.add_argument("--batch", type=int, default=500, help="policies per POST /policy-batches")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         path = os.path.join(workdir, f"ring{args.sites}.yaml")

@@ -17,6 +17,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from controllers.southbound import ipbatch
 from cpn_net.baseline import interface_plan, router_specs, site_graph
 from cpn_net.srv6.baseline import igp_routes
 from cpn_net.srv6.errors import PathError, PolicyError, SegmentError
@@ -39,9 +40,11 @@ class UnknownPolicy(KeyError):
 
 
 class ControllerCore:
-    def __init__(self, plan, *, netlink_factory, frr: bool = True, clock=time.monotonic) -> None:
+    def __init__(self, plan, *, netlink_factory, frr: bool = True, clock=time.monotonic,
+                 batch_runner=None) -> None:
         self.plan = plan
         self.netlink_factory = netlink_factory
+        self.batch_runner = batch_runner  # (router, ip -batch lines) -> None; None: one request per spec
         self.frr = frr
         self.clock = clock
         self.hosts = hosts_of_plan(plan)
@@ -215,30 +218,113 @@ class ControllerCore:
     def add_policy(self, spec) -> dict:
         """Plan and install one SR policy; on any failure nothing of it stays installed."""
         with self.lock:
-            if spec.name in self.policies:
-                raise PolicyConflict(f"policy {spec.name!r} exists already; delete it first or pick another name")
-            graph = self.graph()
-            if spec.headend not in graph:
-                raise PolicyError(f"policy {spec.name!r}: headend {spec.headend!r} is not a site of this network")
-            table = self._free_table() if getattr(spec, "flow", None) is not None else None
-            # Reservations only matter to a bandwidth-constrained request: skip the sum otherwise.
-            reservations = {}
-            if spec.objective == "bandwidth":
-                reservations = {k: v for k, v in reservations_of(self.policies.values()).items()
-                                if graph.has_edge(*k)}
-            planned = plan_policy(graph, spec, self.interfaces, self.hosts, igp=self.igp(),
-                                  reservations_mbps=reservations, table=table)
-            steered = (planned.compiled.router, planned.policy.destination)
-            if steered in self.steered:
-                raise PolicyConflict(f"policy {spec.name!r}: policy {self.steered[steered]!r} already steers "
-                                     f"{planned.policy.destination} at {spec.headend}")
+            planned = self._plan_new(spec)
             self._install(planned)
-            self.steered[steered] = spec.name
-            self.policies[spec.name] = planned
-            if table is not None:
-                self.tables[spec.name] = table
-            self._event(kind="policy_added", policy=spec.name, path=list(planned.path.sites))
+            self._register(planned)
             return planned.to_dict()
+
+    def add_policies(self, specs) -> tuple[list[dict], list[tuple[str, Exception]]]:
+        """Plan many policies, then install each headend's share in one batch.
+
+        Each policy is planned as :meth:`add_policy` would (a refused one is
+        reported and skipped). With a batch runner, the routes and rules of all
+        planned policies go to each headend in one ``ip -batch``; if a batch
+        fails, everything of this call is removed again and the policies are
+        installed one by one, so each keeps its all-or-nothing guarantee.
+        """
+        with self.lock:
+            planned_all, refused = [], []
+            for spec in specs:
+                try:
+                    planned = self._plan_new(spec)
+                except (PolicyConflict, PolicyError, PathError, SegmentError) as err:
+                    refused.append((spec.name, err))
+                    continue
+                self._register(planned, event=False)  # later policies of the batch see it
+                planned_all.append(planned)
+            if self.batch_runner is None or not planned_all:
+                installed = []
+                for planned in planned_all:
+                    self._unregister(planned)
+                    try:
+                        self._install(planned)
+                    except Exception as err:
+                        refused.append((planned.spec.name, err))
+                        continue
+                    self._register(planned)
+                    installed.append(planned.to_dict())
+                return installed, refused
+            try:
+                by_router: dict[str, list[str]] = {}
+                for planned in planned_all:
+                    lines = by_router.setdefault(planned.compiled.router, [])
+                    lines += [ipbatch.route_line(r) for r in planned.compiled.routes]
+                    lines += [ipbatch.rule_line(r) for r in planned.compiled.rules]
+                for router, lines in by_router.items():
+                    self.batch_runner(router, lines)
+            except Exception:
+                for planned in planned_all:
+                    self._unregister(planned)
+                    self._remove_quietly(planned)
+                installed = []
+                for planned in planned_all:
+                    try:
+                        installed.append(self.add_policy(planned.spec))
+                    except Exception as err:
+                        refused.append((planned.spec.name, err))
+                return installed, refused
+            for planned in planned_all:
+                self._event(kind="policy_added", policy=planned.spec.name, path=list(planned.path.sites))
+            return [p.to_dict() for p in planned_all], refused
+
+    def _plan_new(self, spec):
+        if spec.name in self.policies:
+            raise PolicyConflict(f"policy {spec.name!r} exists already; delete it first or pick another name")
+        graph = self.graph()
+        if spec.headend not in graph:
+            raise PolicyError(f"policy {spec.name!r}: headend {spec.headend!r} is not a site of this network")
+        table = self._free_table() if getattr(spec, "flow", None) is not None else None
+        # Reservations only matter to a bandwidth-constrained request: skip the sum otherwise.
+        reservations = {}
+        if spec.objective == "bandwidth":
+            reservations = {k: v for k, v in reservations_of(self.policies.values()).items()
+                            if graph.has_edge(*k)}
+        planned = plan_policy(graph, spec, self.interfaces, self.hosts, igp=self.igp(),
+                              reservations_mbps=reservations, table=table)
+        steered = (planned.compiled.router, planned.policy.destination)
+        if steered in self.steered:
+            raise PolicyConflict(f"policy {spec.name!r}: policy {self.steered[steered]!r} already steers "
+                                 f"{planned.policy.destination} at {spec.headend}")
+        return planned
+
+    def _register(self, planned, event: bool = True) -> None:
+        name = planned.spec.name
+        self.steered[(planned.compiled.router, planned.policy.destination)] = name
+        self.policies[name] = planned
+        if planned.policy.table is not None and getattr(planned.spec, "flow", None) is not None:
+            self.tables[name] = planned.policy.table
+        if event:
+            self._event(kind="policy_added", policy=name, path=list(planned.path.sites))
+
+    def _unregister(self, planned) -> None:
+        name = planned.spec.name
+        self.policies.pop(name, None)
+        self.tables.pop(name, None)
+        self.steered.pop((planned.compiled.router, planned.policy.destination), None)
+
+    def _remove_quietly(self, planned) -> None:
+        removal = planned.compiled.removal()
+        session = self.session(removal.router)
+        for spec in removal.rules:
+            try:
+                session.rule("del", spec)
+            except Exception:
+                pass  # never installed
+        for spec in removal.routes:
+            try:
+                session.route("del", spec)
+            except Exception:
+                pass
 
     def _free_table(self) -> int:
         used = set(self.tables.values())

@@ -37,7 +37,7 @@ from controllers.link_monitor import LinkMonitor
 from controllers.northbound_api import ControllerApi
 from controllers.steering_service import SteeringService
 from controllers.telemetry_service import TelemetryService
-from controllers.southbound import openflow
+from controllers.southbound import ipbatch, openflow
 from controllers.southbound.netlink import RouterNetlink
 from cpn_net import baseline
 from cpn_net.emulation import manifest as manifest_io
@@ -66,7 +66,7 @@ class CpnController(app_manager.OSKenApp):
             "routers": {}, "errors": [],
         }
         self.core = ControllerCore(self.plan, netlink_factory=RouterNetlink,
-                                   frr=os.environ.get("CPN_FRR", "1") != "0")
+                                   frr=os.environ.get("CPN_FRR", "1") != "0", batch_runner=ipbatch.run_batch)
         self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.changed)
         self.rest = None
         self.monitor = None

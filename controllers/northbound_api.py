@@ -91,13 +91,25 @@ class ControllerApi:
         return result
 
     def add_policies(self, bodies: list) -> dict:
-        installed, refused = [], []
+        """Validate every body, then plan and install the valid ones in one batch per headend."""
+        from cpn_net.model.policies import parse_policy
+
+        if self.topology_model is None:
+            raise ApiError(409, "this controller was started without a topology snapshot; cannot validate")
+        specs, refused = [], []
         for body in bodies:
+            name = body.get("name") if isinstance(body, dict) else None
             try:
-                installed.append(self.add_policy(body))
-            except ApiError as err:
-                name = body.get("name") if isinstance(body, dict) else None
-                refused.append({"name": name, "status": err.status, "message": err.message})
+                specs.append(parse_policy(body, self.topology_model))
+            except TopologyError as err:
+                refused.append({"name": name, "status": 422, "message": str(err)})
+        installed, failures = self.core.add_policies(specs)
+        for name, err in failures:
+            status = 409 if isinstance(err, PolicyConflict) else \
+                422 if isinstance(err, (PolicyError, PathError, SegmentError)) else 500
+            refused.append({"name": name, "status": status, "message": str(err)})
+        if installed:
+            self.on_change()
         return {"installed": installed, "refused": refused}
 
     def delete_policy(self, name: str) -> dict:

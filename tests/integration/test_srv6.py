@@ -198,3 +198,26 @@ def test_failover_outage_of_a_1000_pps_flow(diamond, tmp_path):
     assert last_gap_end < report["sent"] - 500, "traffic must flow again well before the end"
     events = status()["controller"]["core"]["events"]
     assert any(e["kind"] == "reconverge" and "b-d down" in e["reason"] for e in events), events
+
+
+def test_policy_batch_installs_valid_policies_in_one_go_and_refuses_the_rest(diamond):
+    url = diamond["controller"]["rest"] + "/policy-batches"
+    body = {"policies": [
+        {"name": "b1", "headend": "a", "to": COMPUTE_D.name, "flow": {"proto": "udp", "dst_port": 7001}},
+        {"name": "b2", "headend": "a", "to": "c", "objective": "min_hops"},
+        {"name": "b3", "headend": "zz", "to": "d"},
+    ]}
+    code, reply = _post(url, json.dumps(body).encode())
+    try:
+        assert code == 200, reply
+        assert [p["name"] for p in reply["installed"]] == ["b1", "b2"]
+        assert [(r["name"], r["status"]) for r in reply["refused"]] == [("b3", 422)]
+        rules = in_node("r1", "ip -6 rule").stdout
+        assert "dport 7001" in rules
+        routes = in_node("r1", "ip -6 route show table all").stdout
+        assert "2001:db8:3::/64" in routes and "encap seg6" in routes
+        assert {"b1", "b2"} <= set(policies())
+    finally:
+        for name in ("b1", "b2"):
+            cpn("policy", "del", name, check=False)
+    assert "dport 7001" not in in_node("r1", "ip -6 rule").stdout
