@@ -35,6 +35,7 @@ from os_ken.ofproto import ofproto_v1_3
 from controllers.core import ControllerCore
 from controllers.link_monitor import LinkMonitor
 from controllers.northbound_api import ControllerApi
+from controllers.slice_service import SliceService
 from controllers.steering_service import SteeringService
 from controllers.telemetry_service import TelemetryService
 from controllers.southbound import ipbatch, openflow
@@ -76,6 +77,7 @@ class CpnController(app_manager.OSKenApp):
                                           probe_hz=float(os.environ.get("CPN_IOAM_PROBE_HZ", "10")))
         self.api.telemetry = self.telemetry
         self.steering = None
+        self.slices = None
         try:
             self.core.install_baseline()
             self.api.install_declared_policies()
@@ -85,6 +87,9 @@ class CpnController(app_manager.OSKenApp):
                                                 policy=os.environ.get("CPN_STEERING_POLICY", "joint"))
                 self.steering.start()
                 self.api.steering = self.steering
+            if self.api.topology_model is not None and self.api.topology_model.slices:
+                self.slices = SliceService(self.core, self.api.topology_model)
+                self.slices.start()
             self.monitor = LinkMonitor(self.core, on_change=self.changed)
             self.monitor.start()
             from controllers.northbound.rest import start_rest_server
@@ -102,6 +107,8 @@ class CpnController(app_manager.OSKenApp):
             self.state["updated_at"] = time.time()
             self.state["routers"] = {r: {"routes": n} for r, n in self.core.routes_installed.items()}
             self.state["core"] = self.core.status()
+            if self.slices is not None:
+                self.state["slices"] = self.slices.view()
             manifest_io.write_json_atomic(os.path.join(self.run_dir, "controller.json"), self.state)
 
     def changed(self) -> None:
@@ -136,8 +143,12 @@ class CpnController(app_manager.OSKenApp):
         self.save()
 
     def _colour_flows(self, dpid: int, colour: int):
+        """Alternate-marking colour flows, and the slices' marking flows in the same colour."""
         switch = next(n for n in self.plan.nodes_of("switch") if n.site_id == dpid)
-        return marking.colour_flows(switch, colour)
+        flows = marking.colour_flows(switch, colour)
+        if self.slices is not None:
+            flows += self.slices.flows(colour).get(dpid, [])
+        return flows
 
     def send_colour(self, colour: int) -> None:
         """Alternate marking: every site switch now colours new packets ``colour``."""
