@@ -265,7 +265,7 @@ class ControllerCore:
             except Exception:
                 for planned in planned_all:
                     self._unregister(planned)
-                    self._remove_quietly(planned)
+                    self._remove(planned, quiet=True)  # whatever of the batch got in
                 installed = []
                 for planned in planned_all:
                     try:
@@ -312,19 +312,17 @@ class ControllerCore:
         self.tables.pop(name, None)
         self.steered.pop((planned.compiled.router, planned.policy.destination), None)
 
-    def _remove_quietly(self, planned) -> None:
+    def _remove(self, planned, quiet: bool = False) -> None:
+        """Delete a policy's rules, then its routes, at its headend (``quiet``: ignore what fails)."""
         removal = planned.compiled.removal()
         session = self.session(removal.router)
-        for spec in removal.rules:
-            try:
-                session.rule("del", spec)
-            except Exception:
-                pass  # never installed
-        for spec in removal.routes:
-            try:
-                session.route("del", spec)
-            except Exception:
-                pass
+        for delete, specs in ((session.rule, removal.rules), (session.route, removal.routes)):
+            for spec in specs:
+                try:
+                    delete("del", spec)
+                except Exception:
+                    if not quiet:
+                        raise
 
     def _free_table(self) -> int:
         used = set(self.tables.values())
@@ -357,15 +355,8 @@ class ControllerCore:
             planned = self.policies.get(name)
             if planned is None:
                 raise UnknownPolicy(f"no policy named {name!r}; `cpn policy list` shows the installed ones")
-            removal = planned.compiled.removal()
-            session = self.session(removal.router)
-            for spec in removal.rules:
-                session.rule("del", spec)
-            for spec in removal.routes:
-                session.route("del", spec)
-            del self.policies[name]
-            self.steered.pop((planned.compiled.router, planned.policy.destination), None)
-            self.tables.pop(name, None)
+            self._remove(planned)
+            self._unregister(planned)
             self._event(kind="policy_deleted", policy=name)
             return planned.to_dict()
 

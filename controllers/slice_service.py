@@ -19,10 +19,9 @@ decapsulation tables (isolation), runtime slice requests.
 from __future__ import annotations
 
 import logging
-import subprocess
 
+from controllers.southbound.netns import run_in
 from cpn_net.baseline import interface_plan
-from cpn_net.model import addressing
 from cpn_net.slicing.admission import admit
 from cpn_net.slicing.errors import SliceRefused, SlicingError
 from cpn_net.slicing.realise import classification_flows, queue_commands
@@ -49,12 +48,8 @@ class SliceService:
             return
         for (site, ifname), commands in queue_commands(graph, interface_plan(self.core.plan),
                                                        self.admitted.values()).items():
-            router = self.core.routers[site]
             for cmd in commands:
-                proc = subprocess.run(["ip", "netns", "exec", addressing.namespace(router), *cmd],
-                                      capture_output=True, text=True, timeout=10)
-                if proc.returncode != 0:
-                    raise RuntimeError(f"router {router}: `{' '.join(cmd)}`: {proc.stderr.strip()}")
+                run_in(self.core.routers[site], cmd, timeout_s=10)
 
     def flows(self, colour: int) -> dict:
         """Marking flows per datapath for the admitted slices in ``colour``'s period."""

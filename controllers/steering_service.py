@@ -33,10 +33,10 @@ import logging
 import math
 import os
 import socket
-import subprocess
 import threading
 import time
 
+from controllers.southbound.netns import run_in
 from cpn_net.baseline import interface_plan
 from cpn_net.model import addressing
 from cpn_net.srv6.planner import hosts_of_plan
@@ -153,10 +153,8 @@ class SteeringService:
             _nft(router, ruleset)
             # A flow is a 5-tuple seen within the last FLOW_IDLE_S: request/response sessions keep
             # their instance while active, and an idle source port is a new flow next time.
-            subprocess.run(["ip", "netns", "exec", addressing.namespace(router), "sysctl", "-qw",
-                            f"net.netfilter.nf_conntrack_udp_timeout={FLOW_IDLE_S}",
-                            f"net.netfilter.nf_conntrack_udp_timeout_stream={FLOW_IDLE_S}"],
-                           capture_output=True, timeout=10)
+            run_in(router, ["sysctl", "-qw", f"net.netfilter.nf_conntrack_udp_timeout={FLOW_IDLE_S}",
+                            f"net.netfilter.nf_conntrack_udp_timeout_stream={FLOW_IDLE_S}"], check=False)
 
     # ----------------------------------------------------------- metrics
     def _metrics_loop(self) -> None:
@@ -346,7 +344,4 @@ class SteeringService:
 
 
 def _nft(router: str, script: str, check: bool = True) -> None:
-    proc = subprocess.run(["ip", "netns", "exec", addressing.namespace(router), "nft", "-f", "-"], input=script,
-                          capture_output=True, text=True, timeout=10)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"router {router}: nft: {proc.stderr.strip()}")
+    run_in(router, ["nft", "-f", "-"], stdin=script, check=check, timeout_s=10)

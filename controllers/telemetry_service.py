@@ -31,7 +31,6 @@ routers' timestamps.
 from __future__ import annotations
 
 import collections
-import ipaddress
 import json
 import logging
 import math
@@ -39,15 +38,14 @@ import os
 import select
 import socket
 import struct
-import subprocess
 import threading
 import time
 
-from controllers.southbound.netns import socket_in
+from controllers.southbound.netns import run_in, socket_in
 from cpn_net import stats
 from cpn_net.emulation import wire
-from cpn_net.model import addressing
 from cpn_net.srv6.sids import end_x_sid
+from cpn_net.srv6.srh import SegmentRoutingHeader
 from cpn_net.telemetry.errors import TelemetryError
 from cpn_net.telemetry.ioam import build_trace_option, node_timestamp_ns, parse_hop_by_hop, trace_bit
 from cpn_net.telemetry.marking import NFT_TABLE, link_points, nft_ruleset, point_of_counter
@@ -93,15 +91,14 @@ class TelemetryService:
     def configure_routers(self) -> None:
         """nftables colour counters and IOAM (namespace, node and interface ids) on every router."""
         for router in self.plan.nodes_of("router"):
-            ns = addressing.namespace(router.name)
             names = [i.name for i in router.interfaces]
-            _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], nft_ruleset(names))
-            _run(["ip", "netns", "exec", ns, "ip", "ioam", "namespace", "add", str(IOAM_NAMESPACE)], check=False)
+            run_in(router.name, ["nft", "-f", "-"], stdin=nft_ruleset(names))
+            run_in(router.name, ["ip", "ioam", "namespace", "add", str(IOAM_NAMESPACE)], check=False)
             sysctls = [f"net.ipv6.ioam6_id={router.site_id}"]
             for intf in router.interfaces:
                 number = intf.name.rsplit("eth", 1)[1]
                 sysctls += [f"net.ipv6.conf.{intf.name}.ioam6_enabled=1", f"net.ipv6.conf.{intf.name}.ioam6_id={number}"]
-            _run(["ip", "netns", "exec", ns, "sysctl", "-qw", *sysctls])
+            run_in(router.name, ["sysctl", "-qw", *sysctls])
 
     def start(self) -> None:
         self.configure_routers()
@@ -227,9 +224,10 @@ class TelemetryService:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_HOPOPTS,
                             build_trace_option(namespace_id=IOAM_NAMESPACE, trace_type=TRACE_TYPE, n_hops=2,
                                                next_header=43))
+            # The kernel pushes this SRH (RFC 8754) with the End.X SID of the link as the first segment.
+            first = end_x_sid(_site_id(self.plan, site_u), _site_id(self.plan, site_v))
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RTHDR,
-                            _srh([ipaddress.IPv6Address(destination),
-                                  end_x_sid(_site_id(self.plan, site_u), _site_id(self.plan, site_v))]))
+                            SegmentRoutingHeader.for_segments([first, destination], next_header=17).to_bytes())
             sock.setblocking(False)
             senders.append((name, sock, destination))
         return senders, collectors
@@ -303,10 +301,7 @@ class TelemetryService:
 
 def read_router_counters(router: str) -> dict[str, dict[int, int]]:
     """Every colour counter of one router: ``{point: {colour: packets}}``."""
-    proc = subprocess.run(["ip", "netns", "exec", addressing.namespace(router), "nft", "-j", "list", "counters",
-                           "table", "netdev", NFT_TABLE], capture_output=True, text=True, timeout=5)
-    if proc.returncode != 0:
-        raise RuntimeError(f"router {router}: nft list counters: {proc.stderr.strip()}")
+    proc = run_in(router, ["nft", "-j", "list", "counters", "table", "netdev", NFT_TABLE], timeout_s=5)
     out: dict[str, dict[int, int]] = {}
     for item in json.loads(proc.stdout)["nftables"]:
         counter = item.get("counter")
@@ -335,24 +330,11 @@ def _block_deltas(stable: dict, counters: dict, colour: int, index: int) -> dict
     return out
 
 
-def _srh(segments_srh_order) -> bytes:
-    """An RFC 8754 SRH (type 4) for a socket's IPV6_RTHDR: segment list last-first, no TLVs."""
-    n = len(segments_srh_order)
-    return struct.pack("!BBBBBBH", 17, 2 * n, 4, n - 1, n - 1, 0, 0) + b"".join(
-        s.packed for s in segments_srh_order)
-
-
 def _site_id(plan, site: str) -> int:
     for router in plan.nodes_of("router"):
         if router.site == site:
             return router.site_id
     raise KeyError(site)
-
-
-def _run(cmd: list[str], stdin: str | None = None, check: bool = True) -> None:
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=30)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()}")
 
 
 def _sleep_until(t: float) -> None:

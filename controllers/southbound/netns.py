@@ -12,7 +12,10 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
+import subprocess
 import threading
+
+from cpn_net.model import addressing
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -42,3 +45,19 @@ def socket_in(namespace: str, family: int = socket.AF_INET6, kind: int = socket.
     if "error" in result:
         raise result["error"]
     return result["socket"]
+
+
+def run_in(node: str, argv: list[str], *, stdin: str | None = None, check: bool = True,
+           timeout_s: float = 30.0) -> subprocess.CompletedProcess:
+    """Run a command (nft, tc, sysctl, ip) inside a node's namespace ``cpn-<node>``.
+
+    Raises
+    ------
+    RuntimeError
+        With ``check``, when the command fails: names the node, the command and its error.
+    """
+    proc = subprocess.run(["ip", "netns", "exec", addressing.namespace(node), *argv], input=stdin,
+                          capture_output=True, text=True, timeout=timeout_s)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{node}: `{' '.join(argv)}` failed: {proc.stderr.strip()}")
+    return proc
