@@ -42,6 +42,7 @@ from controllers.southbound import ipbatch, openflow
 from controllers.southbound.netlink import RouterNetlink
 from cpn_net import baseline
 from cpn_net.emulation import manifest as manifest_io
+from cpn_net.slicing.isolation import isolated_hosts
 from cpn_net.telemetry import marking
 
 LOG = logging.getLogger("cpn.controller")
@@ -74,7 +75,9 @@ class CpnController(app_manager.OSKenApp):
         self.datapaths = {}
         self.telemetry = TelemetryService(self.plan, self.run_dir, self.send_colour,
                                           period_s=float(os.environ.get("CPN_ALTMARK_PERIOD_S", "1.0")),
-                                          probe_hz=float(os.environ.get("CPN_IOAM_PROBE_HZ", "10")))
+                                          probe_hz=float(os.environ.get("CPN_IOAM_PROBE_HZ", "10")),
+                                          avoid_hosts=isolated_hosts(self.api.topology_model.slices)
+                                          if self.api.topology_model is not None else ())
         self.api.telemetry = self.telemetry
         self.steering = None
         self.slices = None
@@ -87,9 +90,11 @@ class CpnController(app_manager.OSKenApp):
                                                 policy=os.environ.get("CPN_STEERING_POLICY", "joint"))
                 self.steering.start()
                 self.api.steering = self.steering
-            if self.api.topology_model is not None and self.api.topology_model.slices:
-                self.slices = SliceService(self.core, self.api.topology_model)
+            if self.api.topology_model is not None:
+                self.slices = SliceService(self.core, self.api.topology_model, apply_flows=self.apply_slice_flows,
+                                           apply_meters=self.apply_meters, colour=lambda: self.telemetry.colour)
                 self.slices.start()
+                self.api.slices = self.slices
             self.monitor = LinkMonitor(self.core, on_change=self.changed)
             self.monitor.start()
             from controllers.northbound.rest import start_rest_server
@@ -135,6 +140,9 @@ class CpnController(app_manager.OSKenApp):
             self.save()
             return
         datapath.send_msg(openflow.delete_all_flows(datapath))
+        if self.slices is not None:
+            for meter in self.slices.meters().get(datapath.id, []):
+                datapath.send_msg(openflow.meter_mod(datapath, meter, "add"))
         for spec in self.flows[datapath.id] + self._colour_flows(datapath.id, self.telemetry.colour):
             datapath.send_msg(openflow.flow_mod(datapath, spec))
         self.datapaths[datapath.id] = datapath
@@ -155,6 +163,25 @@ class CpnController(app_manager.OSKenApp):
         for dpid, datapath in list(self.datapaths.items()):
             for spec in self._colour_flows(dpid, colour):
                 datapath.send_msg(openflow.flow_mod(datapath, spec))
+
+    def apply_slice_flows(self, before: dict, after: dict) -> None:
+        """Slice changes on the switches: add (or modify) ``after``, strictly delete what of ``before`` is gone."""
+        for dpid, datapath in list(self.datapaths.items()):
+            kept = {(f.table, f.priority, f.match) for f in after.get(dpid, [])}
+            for spec in after.get(dpid, []):
+                datapath.send_msg(openflow.flow_mod(datapath, spec))
+            for spec in before.get(dpid, []):
+                if (spec.table, spec.priority, spec.match) not in kept:
+                    datapath.send_msg(openflow.delete_flow(datapath, spec))
+
+    def apply_meters(self, meters: dict, command: str) -> None:
+        """Slice meters on the switches (``command`` add or delete), before the flows that use them."""
+        for dpid, specs in meters.items():
+            datapath = self.datapaths.get(dpid)
+            if datapath is None:
+                continue  # sent when the switch connects
+            for meter in specs:
+                datapath.send_msg(openflow.meter_mod(datapath, meter, command))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply(self, ev):

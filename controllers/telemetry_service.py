@@ -62,7 +62,8 @@ WARMUP_S = 3.0  # delay samples of the first seconds are dropped (neighbour disc
 
 
 class TelemetryService:
-    def __init__(self, plan, run_dir: str, send_colour, *, period_s: float = 1.0, probe_hz: float = 10.0) -> None:
+    def __init__(self, plan, run_dir: str, send_colour, *, period_s: float = 1.0, probe_hz: float = 10.0,
+                 avoid_hosts=()) -> None:
         self.plan = plan
         self.run_dir = run_dir
         self.send_colour = send_colour
@@ -72,6 +73,8 @@ class TelemetryService:
         self.lock = threading.Lock()
         self.epoch = None
         self.colour = 0
+        # Hosts of isolated slices neither send nor receive probes: isolation blocks SRv6 from them.
+        self.avoid_hosts = frozenset(avoid_hosts)
         self.stable: dict[tuple[str, int], tuple[int, int]] = {}  # (point, colour) -> (block, packets)
         self.truth_stable: dict[tuple[str, int], tuple[int, int]] = {}
         self.loss: dict[str, dict] = {}  # directed link -> latest block reading
@@ -203,7 +206,7 @@ class TelemetryService:
     def _open_probe_sockets(self):
         first_host = {}
         for node in self.plan.nodes:
-            if node.kind in ("client", "compute"):
+            if node.kind in ("client", "compute") and node.name not in self.avoid_hosts:
                 first_host.setdefault(node.site, node)
         senders, collectors = [], []
         for site, host in first_host.items():

@@ -302,15 +302,21 @@ class EmulatedNetwork:
         router route and every switch port while staying fast on 40 sites.
         """
         self.progress("verifying reachability")
+        from cpn_net.slicing.isolation import isolated_hosts
+
         hosts = [n for n in self.plan.nodes if n.kind in ("client", "compute")]
+        # Isolated slices separate their members from everyone else: probe across sites from
+        # hosts outside them where a site has one, and only between hosts allowed to talk.
+        isolated = isolated_hosts(self.topology.slices)
         first_per_site = {}
-        for host in hosts:
+        for host in sorted(hosts, key=lambda h: h.name in isolated):
             first_per_site.setdefault(host.site_id, host)
         targets: dict[str, list[str]] = {}
         for host in hosts:
             targets[host.name] = [str(addressing.router_lan_address(host.site_id))]
         for site_id, host in first_per_site.items():
-            targets[host.name] += [_address(other) for sid, other in first_per_site.items() if sid != site_id]
+            targets[host.name] += [_address(other) for sid, other in first_per_site.items()
+                                   if sid != site_id and isolated.get(other.name) == isolated.get(host.name)]
         results = self.probe_many(targets, timeout_s)
         failures = [f"{src}->{dst}" for src, rtts in results.items() for dst, rtt in rtts.items() if rtt is None]
         probes = sum(len(v) for v in results.values())
