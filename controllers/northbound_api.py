@@ -2,8 +2,10 @@
 
 Implements :class:`controllers.northbound.rest.NorthboundApi`. Request bodies
 are validated by the topology model (the same rules and messages as a
-topology file's ``policies:``), then planned and installed by
-:class:`controllers.core.ControllerCore`. A bad request changes nothing.
+topology file's ``policies:`` and ``slices:``), then planned and installed by
+:class:`controllers.core.ControllerCore` (policies) or admitted and realised
+by :class:`controllers.slice_service.SliceService` (slices). A bad request
+changes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import logging
 
 from controllers.core import PolicyConflict, UnknownPolicy
 from controllers.northbound.rest import ApiError
+from controllers.slice_service import SliceConflict, UnknownSlice
 from cpn_net.model import TopologyError
+from cpn_net.slicing.errors import SliceRefused, SlicingError
 from cpn_net.srv6.errors import PathError, PolicyError, SegmentError
 
 LOG = logging.getLogger("cpn.northbound")
@@ -23,6 +27,7 @@ class ControllerApi:
         self.core = core
         self.telemetry = None
         self.steering = None
+        self.slices = None  # a SliceService once slicing runs; None answers the slice calls with 404
         self.topology_model = topology
         self.on_change = on_change
 
@@ -143,3 +148,69 @@ class ControllerApi:
             return {"kind": "no_change", "reason": f"link {a}-{b} was already {'up' if up else 'down'}"}
         self.on_change()
         return event
+
+    # ------------------------------------------------------------------ slices
+    def list_slices(self) -> list[dict]:
+        return self._slice_service().list()
+
+    def get_slice(self, name: str) -> dict:
+        service = self._slice_service()
+        try:
+            return service.get(name)
+        except UnknownSlice as err:
+            raise ApiError(404, str(err)) from None
+
+    def add_slice(self, body: dict) -> dict:
+        """Check, admit and realise one slice; see :meth:`controllers.slice_service.SliceService.add`.
+
+        Raises
+        ------
+        ApiError
+            404 without a slice service; 422 for a body the model refuses
+            (``details["problems"]``) or a slice this network cannot realise;
+            409 for a name in force, or a refusal by admission control
+            (``details``: ``reason``, ``link``, ``residual_mbps``,
+            ``shortfall_mbps``); 500 when a router or switch refused a change
+            (the slice's changes were removed again).
+        """
+        service = self._slice_service()
+        try:
+            spec = service.parse(body)
+        except TopologyError as err:
+            raise ApiError(422, str(err), {"problems": [str(p) for p in err.problems]}) from None
+        try:
+            result = service.add(spec)
+        except SliceConflict as err:
+            raise ApiError(409, str(err)) from None
+        except SliceRefused as err:
+            raise ApiError(409, str(err), {"reason": err.reason,
+                                           "link": None if err.link is None else list(err.link),
+                                           "residual_mbps": err.residual_mbps,
+                                           "shortfall_mbps": err.shortfall_mbps}) from None
+        except SlicingError as err:
+            raise ApiError(422, str(err)) from None
+        except Exception as err:  # a router or switch refused: already rolled back by the service
+            LOG.exception("adding slice %s", spec.name)
+            raise ApiError(500, f"adding slice {spec.name!r} failed and was rolled back: {err}") from None
+        self.on_change()
+        return result
+
+    def delete_slice(self, name: str) -> dict:
+        service = self._slice_service()
+        try:
+            removed = service.delete(name)
+        except UnknownSlice as err:
+            raise ApiError(404, str(err)) from None
+        self.on_change()
+        return {"removed": removed}
+
+    def slice_status(self) -> dict:
+        """Per-slice SLO monitoring against the live telemetry view (None while telemetry is not running)."""
+        service = self._slice_service()
+        view = self.telemetry.view() if self.telemetry is not None else None
+        return service.status(view)
+
+    def _slice_service(self):
+        if self.slices is None:
+            raise ApiError(404, "no slices: network slicing is not running on this controller")
+        return self.slices

@@ -327,7 +327,11 @@ class SliceService:
                 lines += [["tc", "filter", "del", "dev", ifname, "parent", "1:", "protocol", "ipv6", "prio", "1",
                            "handle", f"800::{removed:x}", "u32"],
                           ["tc", "class", "del", "dev", ifname, "classid", slice_class(removed)]]
-            by_router.setdefault(self.core.routers[site], []).extend(lines + commands)
+            if applied is not None:  # HTB has no "change" for its root: keep the one in place
+                lines += [c for c in commands if c[:3] != ["tc", "qdisc", "replace"] or "root" not in c]
+            else:
+                lines += commands
+            by_router.setdefault(self.core.routers[site], []).extend(lines)
             self.queues[(site, ifname)] = commands
         for router, commands in by_router.items():
             self.run_tc(router, commands)

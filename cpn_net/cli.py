@@ -7,6 +7,7 @@
     cpn status [--json]            nodes, links (configured + ground-truth counters), controller
     cpn link set A B [--delay-ms X] [--jitter-ms J] [--loss-pct Y] [--rate-mbps Z|--unshaped] [--down|--up]
     cpn policy list|add|del        SR policies on the running network (the controller's REST API)
+    cpn slice list|add|del|status  network slices: admission, paths, SLO monitoring (the REST API)
     cpn telemetry [--json]         per-link delay/jitter (IOAM) and loss (alternate marking) vs ground truth
     cpn down                       tear the running network down
     cpn clean                      remove leftovers of crashed runs (only ours)
@@ -25,6 +26,7 @@ import sys
 import time
 
 from cpn_net.emulation import manifest as manifest_io
+from cpn_net.model.schema import SLICE_KINDS
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -292,6 +294,158 @@ def cmd_policy(args) -> int:
     return EXIT_OK
 
 
+def cmd_slice(args) -> int:
+    from cpn_net.northbound_client import NorthboundError
+
+    try:
+        client = _northbound()
+        if args.slice_command == "list":
+            slices = client.list_slices()
+            print(json.dumps(slices, indent=1) if args.json else format_slices(slices))
+        elif args.slice_command == "add":
+            added = client.add_slice(slice_body(args))
+            print(format_slices([added]))
+            if added.get("enforced_ms") is not None:
+                print(f"enforced in {added['enforced_ms']:.0f} ms")
+        elif args.slice_command == "del":
+            client.delete_slice(args.name)
+            print(f"slice {args.name} removed")
+        elif args.slice_command == "status":
+            status = client.slice_status()
+            print(json.dumps(status, indent=1) if args.json else format_slice_status(status))
+    except NorthboundError as err:
+        print(f"cpn slice {args.slice_command}: {err}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def slice_body(args) -> dict:
+    """The ``POST /slices`` body of ``cpn slice add``: only the options given, so the server's defaults apply.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["slice", "add", "gold", "--members", "east, k3-1", "--rate-mbps", "20",
+    ...                                   "--no-isolation"])
+    >>> slice_body(args)
+    {'name': 'gold', 'members': ['east', 'k3-1'], 'rate_mbps': 20.0, 'isolation': False}
+    """
+    body = {"name": args.name, "members": args.members, "rate_mbps": args.rate_mbps}
+    for key in ("max_latency_ms", "max_loss_pct", "meter_mbps", "kind", "id"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    if args.no_isolation:
+        body["isolation"] = False
+    return body
+
+
+def _member_list(text: str) -> list[str]:
+    members = [item.strip() for item in text.split(",") if item.strip()]
+    if not members:
+        raise argparse.ArgumentTypeError(f"{text!r} names no member; give host or site names separated by commas, "
+                                         "e.g. u1-1,west")
+    return members
+
+
+def format_slices(slices: list[dict]) -> str:
+    """One row per slice: intent, state, and its paths (or why admission refused it).
+
+    Examples
+    --------
+    >>> print(format_slices([{"name": "gold", "id": 1, "state": "admitted", "members": ["east", "k3-1"],
+    ...                       "rate_mbps": 20.0, "max_latency_ms": 30.0, "kind": "latency", "isolation": True,
+    ...                       "paths": {"east->west": ["east", "west"]}}]))
+    slice  id  state     members    rate_mbps  max_latency_ms  max_loss_pct  kind     isolated  paths
+    -----  --  --------  ---------  ---------  --------------  ------------  -------  --------  ...
+    gold   1   admitted  east,k3-1  20         30              -             latency  yes       east->west: east > west
+    """
+    if not slices:
+        return "no slices"
+    rows = []
+    for s in slices:
+        if s.get("state") == "refused":
+            paths = f"refused: {s.get('refusal') or '?'}"
+        else:
+            paths = "; ".join(f"{pair}: {' > '.join(path or [])}" for pair, path in (s.get("paths") or {}).items())
+        rows.append([s.get("name"), _shown(s.get("id")), s.get("state", "-"), ",".join(s.get("members") or []),
+                     _shown(s.get("rate_mbps")), _shown(s.get("max_latency_ms")), _shown(s.get("max_loss_pct")),
+                     s.get("kind", "-"), _yes_no(s.get("isolation")), paths or "-"])
+    return _table(["slice", "id", "state", "members", "rate_mbps", "max_latency_ms", "max_loss_pct", "kind",
+                   "isolated", "paths"], rows)
+
+
+def format_slice_status(status: dict) -> str:
+    """Per slice: state, rate and bounds, then each member-site path with measured delay and loss.
+
+    Values not measured yet (or missing) show as ``-``; every SLO violation is listed at the end.
+
+    Examples
+    --------
+    >>> print(format_slice_status({"slices": {"gold": {
+    ...     "name": "gold", "id": 1, "state": "admitted", "rate_mbps": 20.0, "max_latency_ms": 30.0,
+    ...     "kind": "latency", "slo": {"pairs": [
+    ...         {"from": "east", "to": "west", "path": ["east", "centre", "west"], "delay_ms": 12.5,
+    ...          "loss_pct": 0.0, "delay_ok": True, "loss_ok": None}], "violations": []}}}, "violations": []}))
+    gold (id 1): admitted, 20 Mbit/s, latency; bounds: delay <= 30 ms
+      pair        path                  delay_ms  delay_ok  loss_pct  loss_ok
+      ----------  --------------------  --------  --------  --------  -------
+      east->west  east > centre > west  12.50     yes       0.00      -
+    <BLANKLINE>
+    SLO violations: none
+    """
+    slices = status.get("slices") or {}
+    if not slices:
+        return "no slices"
+    parts = []
+    for name, s in slices.items():
+        bounds = [f"delay <= {s['max_latency_ms']:g} ms"] if s.get("max_latency_ms") is not None else []
+        bounds += [f"loss <= {s['max_loss_pct']:g} %"] if s.get("max_loss_pct") is not None else []
+        rate = f"{s['rate_mbps']:g} Mbit/s" if s.get("rate_mbps") is not None else "rate ?"
+        ident = f" (id {s['id']})" if s.get("id") is not None else ""
+        parts.append(f"{s.get('name', name)}{ident}: {s.get('state', '?')}, {rate}, {s.get('kind', '?')}; "
+                     f"bounds: {', '.join(bounds) or 'none'}")
+        pairs = (s.get("slo") or {}).get("pairs") or []
+        if s.get("state") == "refused":
+            parts.append(f"  refused: {s.get('refusal') or '?'}")
+        elif pairs:
+            rows = [[f"{p.get('from', '?')}->{p.get('to', '?')}", " > ".join(p.get("path") or []) or "-",
+                     _number(p.get("delay_ms")), _yes_no(p.get("delay_ok")), _number(p.get("loss_pct")),
+                     _yes_no(p.get("loss_ok"))] for p in pairs]
+            table = _table(["pair", "path", "delay_ms", "delay_ok", "loss_pct", "loss_ok"], rows)
+            parts += ["  " + line for line in table.splitlines()]
+        else:
+            paths = s.get("paths") or {}
+            parts += [f"  {pair}: {' > '.join(path or [])} (not measured yet)" for pair, path in paths.items()]
+            if not paths:
+                parts.append("  no paths measured yet")
+    violations = status.get("violations")
+    if violations is None:  # an older answer: gather the slices' own lists
+        violations = [v for s in slices.values() for v in ((s.get("slo") or {}).get("violations") or [])]
+    parts.append("")
+    parts.append(f"SLO violations: {len(violations) or 'none'}")
+    parts += [f"  {_violation_text(v)}" for v in violations]
+    return "\n".join(parts)
+
+
+def _violation_text(violation) -> str:
+    if isinstance(violation, dict):
+        if violation.get("message"):
+            return str(violation["message"])
+        return json.dumps(violation, sort_keys=True)
+    return str(violation)
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _shown(value) -> str:
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _yes_no(value) -> str:
+    return "-" if value is None else "yes" if value else "no"
+
+
 def cmd_telemetry(args) -> int:
     from cpn_net.northbound_client import NorthboundError
 
@@ -445,6 +599,31 @@ def build_parser() -> argparse.ArgumentParser:
     q = policy_sub.add_parser("del", help="remove a policy (traffic returns to the IGP path)")
     q.add_argument("name")
     q.set_defaults(func=cmd_policy)
+
+    p = sub.add_parser("slice", help="network slices of the running network (via the controller's REST API)")
+    slice_sub = p.add_subparsers(dest="slice_command", required=True)
+    q = slice_sub.add_parser("list", help="slices in force and refused ones, with their paths")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_slice)
+    q = slice_sub.add_parser("add", help="admit, realise and show a slice")
+    q.add_argument("name")
+    q.add_argument("--members", required=True, type=_member_list,
+                   help="host names (u1-1) or site names (all their hosts), separated by commas")
+    q.add_argument("--rate-mbps", required=True, type=float,
+                   help="guaranteed between every ordered pair of member sites")
+    q.add_argument("--max-latency-ms", type=float, help="one-way delay bound on every member-site path")
+    q.add_argument("--max-loss-pct", type=float, help="loss bound on every member-site path")
+    q.add_argument("--meter-mbps", type=float, help="cap at each member site switch (>= --rate-mbps)")
+    q.add_argument("--kind", choices=SLICE_KINDS, help="latency: minimum-delay paths (default); bulk: widest paths")
+    q.add_argument("--no-isolation", action="store_true", help="share the hosts' routing table with other slices")
+    q.add_argument("--id", type=int, help="slice id carried in the DSCP (default: the lowest free one)")
+    q.set_defaults(func=cmd_slice)
+    q = slice_sub.add_parser("del", help="remove a slice and release its capacity")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_slice)
+    q = slice_sub.add_parser("status", help="per slice: measured delay and loss of each path against its bounds")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_slice)
 
     p = sub.add_parser("telemetry", help="live per-link delay, jitter and loss, with the emulator's ground truth")
     p.add_argument("--json", action="store_true")

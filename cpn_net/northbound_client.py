@@ -122,6 +122,31 @@ class NorthboundClient:
         """Remove a policy (``DELETE /policies/{name}``) and return what was removed."""
         return self.request("DELETE", _policy_path(name))
 
+    def list_slices(self) -> list[dict]:
+        """Every slice in force, then every refused declaration (``GET /slices``)."""
+        return self.request("GET", "/slices")
+
+    def get_slice(self, name: str) -> dict:
+        """One slice (``GET /slices/{name}``); 404 if unknown."""
+        return self.request("GET", _named_path("/slices", name))
+
+    def add_slice(self, spec: Mapping[str, Any]) -> dict:
+        """Admit and realise a slice (``POST /slices``) and return it with its paths.
+
+        A refusal by admission control is a :class:`NorthboundError` with
+        status 409 whose ``details`` name the bottleneck (``reason``,
+        ``link``, ``residual_mbps``, ``shortfall_mbps``).
+        """
+        return self.request("POST", "/slices", spec)
+
+    def delete_slice(self, name: str) -> dict:
+        """Remove a slice (``DELETE /slices/{name}``) and return what was removed."""
+        return self.request("DELETE", _named_path("/slices", name))
+
+    def slice_status(self) -> dict:
+        """Per-slice measured delay and loss against the bounds (``GET /slice-status``)."""
+        return self.request("GET", "/slice-status")
+
     def link_event(self, a: str, b: str, up: bool) -> dict:
         """Tell the controller the link between sites ``a`` and ``b`` went up or down."""
         return self.request("POST", "/events/link", {"a": a, "b": b, "up": up})
@@ -172,8 +197,19 @@ class NorthboundClient:
                                      "(`cpn up`)", {"reason": str(reason)}) from err
 
 
+def _named_path(collection: str, name: str) -> str:
+    """``collection/name`` with ``name`` quoted as one path segment.
+
+    Examples
+    --------
+    >>> _named_path("/slices", "a/b")
+    '/slices/a%2Fb'
+    """
+    return f"{collection}/" + urllib.parse.quote(name, safe="")
+
+
 def _policy_path(name: str) -> str:
-    return "/policies/" + urllib.parse.quote(name, safe="")
+    return _named_path("/policies", name)
 
 
 def _decode(status: int, raw: bytes, method: str, path: str) -> Any:

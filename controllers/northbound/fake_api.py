@@ -1,11 +1,13 @@
 """An in-memory :class:`~controllers.northbound.rest.NorthboundApi` for tests.
 
-It keeps policies in a dict and answers like the controller does (404, 409,
-422 with messages naming the value) without a network, so the REST server,
-the client and the ``cpn policy`` CLI can be tested end to end as a normal
-user. Paths are the requested stops (headend, waypoints, destination) and
-segments one locator address per stop after the headend: plausible, not
-computed.
+It keeps policies and slices in dicts and answers like the controller does
+(404, 409, 422 with messages naming the value) without a network, so the REST
+server, the client and the ``cpn policy`` / ``cpn slice`` CLI can be tested
+end to end as a normal user. Paths are the requested stops (headend,
+waypoints, destination) and segments one locator address per stop after the
+headend: plausible, not computed. A slice's members are sites; its paths go
+straight from each member site to each other one, and a rate above
+``capacity_mbps`` is refused as admission control would.
 
 Examples
 --------
@@ -26,13 +28,16 @@ from typing import Iterable, Mapping
 
 from controllers.northbound.errors import ApiError
 from cpn_net.model import addressing
+from cpn_net.model.schema import MAX_SLICE_ID
 
 _DEFAULTS = {"flow": None, "objective": "min_delay", "bandwidth_mbps": None, "waypoints": [], "mode": "encap",
              "backup": False}
+_SLICE_DEFAULTS = {"max_latency_ms": None, "max_loss_pct": None, "kind": "latency", "meter_mbps": None,
+                   "isolation": True}
 
 
 class FakeNorthboundApi:
-    """Policies in memory over a fixed set of sites and links.
+    """Policies and slices in memory over a fixed set of sites and links.
 
     Parameters
     ----------
@@ -41,7 +46,8 @@ class FakeNorthboundApi:
     links : iterable of (str, str)
         Site pairs; link events must name one.
     capacity_mbps : float
-        A request for more bandwidth is infeasible (422).
+        A policy asking for more bandwidth is infeasible (422); a slice asking
+        for more is refused by admission (409).
 
     Attributes
     ----------
@@ -56,6 +62,7 @@ class FakeNorthboundApi:
         self.links = {frozenset(pair): True for pair in links}
         self.capacity_mbps = capacity_mbps
         self.policies: dict[str, dict] = {}
+        self.slices: dict[str, dict] = {}
         self.fail_with: Exception | None = None
         self.calls: list[str] = []
         self._lock = threading.Lock()
@@ -141,6 +148,56 @@ class FakeNorthboundApi:
                 raise ApiError(422, f"no link between {body['a']!r} and {body['b']!r}; GET /topology lists the links")
             self.links[pair] = body["up"]
         return {"link": "-".join(sorted(pair)), "up": body["up"], "rerouted": []}
+
+    def list_slices(self) -> list[dict]:
+        self._enter("list_slices")
+        with self._lock:
+            return [copy.deepcopy(s) for s in self.slices.values()]
+
+    def get_slice(self, name: str) -> dict:
+        self._enter("get_slice")
+        with self._lock:
+            return copy.deepcopy(self._find_slice(name))
+
+    def add_slice(self, body: dict) -> dict:
+        self._enter("add_slice")
+        wanted = {**copy.deepcopy(_SLICE_DEFAULTS), **copy.deepcopy(body)}
+        name = wanted["name"]
+        for member in wanted["members"]:
+            if member not in self.sites:
+                raise ApiError(422, f"request: slice.members: no site is named {member!r}; sites: "
+                                    f"{', '.join(sorted(self.sites))}", {"problems": [member]})
+        if wanted["rate_mbps"] > self.capacity_mbps:
+            raise ApiError(409, f"slice {name} refused: no path with {wanted['rate_mbps']:g} Mbit/s; at most "
+                                f"{self.capacity_mbps:g} Mbit/s fit",
+                           {"reason": "bandwidth", "link": None, "residual_mbps": self.capacity_mbps,
+                            "shortfall_mbps": wanted["rate_mbps"] - self.capacity_mbps})
+        sites = sorted(set(wanted["members"]), key=wanted["members"].index)
+        with self._lock:
+            if name in self.slices:
+                raise ApiError(409, f"slice {name!r} is in force already; delete it first (DELETE /slices/{name})")
+            free = [i for i in range(1, MAX_SLICE_ID + 1) if i not in {s["id"] for s in self.slices.values()}]
+            added = {**wanted, "id": wanted.get("id") or free[0], "hosts": [], "sites": sites, "state": "admitted",
+                     "paths": {f"{a}->{b}": [a, b] for a in sites for b in sites if a != b}, "refusal": None}
+            self.slices[name] = added
+        return {**copy.deepcopy(added), "enforced_ms": 0.0}
+
+    def delete_slice(self, name: str) -> dict:
+        self._enter("delete_slice")
+        with self._lock:
+            return {"removed": self.slices.pop(self._find_slice(name)["name"])}
+
+    def slice_status(self) -> dict:
+        self._enter("slice_status")
+        with self._lock:
+            return {"slices": {name: {**copy.deepcopy(s), "slo": {"pairs": [], "violations": []}}
+                               for name, s in self.slices.items()}, "violations": []}
+
+    def _find_slice(self, name: str) -> dict:
+        try:
+            return self.slices[name]
+        except KeyError:
+            raise ApiError(404, f"no slice named {name!r}; list them with GET /slices") from None
 
     def _find(self, name: str) -> dict:
         try:

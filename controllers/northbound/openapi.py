@@ -1,12 +1,13 @@
 """The OpenAPI 3.1 document of the controller's REST northbound.
 
 The document is plain Python data assembled from :class:`Section` s, one per
-concern (core: index, status, topology, link events; policies). The REST
+concern (core: index, status, topology, link events; policies; telemetry;
+steering; slices). The REST
 server serves it at ``GET /openapi.json`` and checks request bodies against
 its schemas (:mod:`controllers.northbound.schema_check`), so it is the
 contract, not a description written after the fact.
 
-Adding a concern later (telemetry, services, slices) takes two steps:
+Adding a concern later (services, ...) takes two steps:
 
 1. write a ``Section`` with its paths (built with :func:`operation`,
    :func:`json_body`, :func:`response`, :func:`path_parameter`,
@@ -38,18 +39,19 @@ from typing import Any, Mapping, Sequence
 
 import cpn_net
 from controllers.northbound.errors import SchemaError
-from cpn_net.model.schema import NAME_PATTERN, NAME_RULE
+from cpn_net.model.schema import (NAME_PATTERN, NAME_RULE, POLICY_OBJECTIVES, PROTOCOL_NUMBERS, SLICE_FIELDS,
+                                  SLICE_KINDS, Field)
 from cpn_net.northbound_client import DEFAULT_URL
-from cpn_net.model.schema import POLICY_OBJECTIVES, PROTOCOL_NUMBERS
 from cpn_net.srv6.policy import MODES
 
 OPENAPI_VERSION = "3.1.0"
 #: The error responses, by status: component name and when it is answered.
 ERROR_RESPONSES = {
     400: ("BadRequest", "Malformed request: not JSON, not an object, a field of the wrong type or an unknown field."),
-    404: ("NotFound", "No such path, or no such object (policy) under it."),
+    404: ("NotFound", "No such path, or no such object (policy, slice) under it."),
     405: ("MethodNotAllowed", "The path exists but not with this method; the Allow header lists the methods."),
-    409: ("Conflict", "An object with this name already exists."),
+    409: ("Conflict", "An object with this name already exists, or admission control refused a slice "
+                      "(details: reason, link, residual_mbps, shortfall_mbps)."),
     411: ("LengthRequired", "The body was sent chunked; send it with a Content-Length."),
     413: ("PayloadTooLarge", "The body is larger than the server accepts (1 MiB)."),
     415: ("UnsupportedMediaType", "A request body must be sent with Content-Type: application/json."),
@@ -445,8 +447,168 @@ def _steering_section() -> Section:
                    {"SteeringView": view, "SteeringChoice": choice})
 
 
+#: JSON Schema types of the topology model's field kinds (:class:`cpn_net.model.schema.Field`).
+_FIELD_TYPES = {"number": "number", "int": "integer", "bool": "boolean", "name": "string", "text": "string",
+                "address": "string", "list": "array", "mapping": "object", "choice": "string"}
+_FIELD_BOUNDS = (("at_least", "minimum"), ("above", "exclusiveMinimum"), ("at_most", "maximum"),
+                 ("below", "exclusiveMaximum"))
+
+
+def field_schema(spec: Field, description: str) -> dict:
+    """The JSON schema of one topology-model field: its type, bounds, choices and nullability.
+
+    Built from the model's own declaration, so the northbound's 400 checks
+    and the topology file's rules cannot drift apart.
+
+    Parameters
+    ----------
+    spec : cpn_net.model.schema.Field
+    description : str
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> field_schema(SLICE_FIELDS["max_loss_pct"], "Loss bound.")
+    {'type': ['number', 'null'], 'minimum': 0, 'maximum': 100, 'description': 'Loss bound.'}
+    >>> field_schema(SLICE_FIELDS["kind"], "Path kind.")["enum"]
+    ['latency', 'bulk']
+    """
+    kind = _FIELD_TYPES[spec.kind]
+    schema: dict[str, Any] = {"type": [kind, "null"] if spec.nullable else kind}
+    for attribute, keyword in _FIELD_BOUNDS:
+        if getattr(spec, attribute) is not None:
+            schema[keyword] = getattr(spec, attribute)
+    if spec.choices:
+        schema["enum"] = list(spec.choices)
+    if spec.kind == "name":
+        schema["pattern"] = f"^{NAME_PATTERN.pattern}$"
+    schema["description"] = description
+    return schema
+
+
+_SLICE_MAX_ID = SLICE_FIELDS["id"].at_most
+#: What each slice key means; the types and ranges come from SLICE_FIELDS.
+_SLICE_DESCRIPTIONS = {
+    "name": f"Unique slice name: {NAME_RULE}.",
+    "id": f"1..{_SLICE_MAX_ID:g}, unique; carried in DSCP bits 1..4. Omitted: the lowest free id.",
+    "members": "Host names (u1-1, k2-1) or site names meaning all the site's hosts; no host twice.",
+    "rate_mbps": "Guaranteed rate between every ordered pair of member sites, Mbit/s.",
+    "max_latency_ms": "One-way delay bound on every member-site path, ms; null or omitted: none.",
+    "max_loss_pct": "Loss bound on every member-site path, %; null or omitted: none.",
+    "kind": "latency: minimum-delay paths; bulk: widest (most residual bandwidth) paths.",
+    "meter_mbps": "Cap on the slice's traffic entering each member site switch, Mbit/s, >= rate_mbps; null or "
+                  "omitted: no cap.",
+    "isolation": "Decapsulate into the slice's own routing table; a host is in at most one isolated slice.",
+}
+_SLICE_DEFAULTS = {"max_latency_ms": None, "max_loss_pct": None, "kind": SLICE_KINDS[0], "meter_mbps": None,
+                   "isolation": True}
+
+
+def _slice_request_properties() -> dict:
+    properties = {}
+    for key, spec in SLICE_FIELDS.items():
+        schema = field_schema(spec, _SLICE_DESCRIPTIONS[key])
+        if key == "members":
+            schema.update(items={"type": "string", "minLength": 1}, minItems=1)
+        if key in _SLICE_DEFAULTS:
+            schema["default"] = _SLICE_DEFAULTS[key]
+        properties[key] = schema
+    return properties
+
+
+def _slice_properties() -> dict:
+    sites = {"type": "array", "items": _SITE}
+    return {
+        **_slice_request_properties(),
+        "hosts": {"type": "array", "items": {"type": "string"},
+                  "description": "The member hosts, sites expanded, in topology order."},
+        "sites": {**sites, "description": "The sites of the member hosts."},
+        "state": {"type": "string", "enum": ["admitted", "refused"],
+                  "description": "admitted: in force on the network; refused: a declaration admission refused."},
+        "paths": {"type": ["object", "null"], "additionalProperties": sites,
+                  "description": "The admitted path per ordered pair of member sites, keyed \"a->b\"."},
+        "refusal": {"type": ["string", "null"], "description": "Why admission refused it; null when admitted."},
+        "enforced_ms": {"type": ["number", "null"], "minimum": 0,
+                        "description": "POST /slices only: ms from the request to the last data-plane change "
+                                       "acknowledged."},
+    }
+
+
+def _slices_section() -> Section:
+    request = {"type": "object", "required": ["name", "members", "rate_mbps"], "additionalProperties": False,
+               "description": "A network slice to admit and realise (RFC 9543): the fields of a topology file's "
+                              "slice.",
+               "properties": _slice_request_properties()}
+    described = {"type": "object", "required": ["name", "state"],
+                 "description": "A slice: its intent with defaults applied, state, paths and refusal. Further keys "
+                                "may appear.",
+                 "properties": _slice_properties()}
+    pair = {"type": "object", "required": ["from", "to"],
+            "description": "One member-site path measured against the slice's bounds; null: not measured yet.",
+            "properties": {"from": _SITE, "to": _SITE,
+                           "path": {"type": ["array", "null"], "items": _SITE},
+                           "delay_ms": {"type": ["number", "null"], "description": "Measured one-way delay."},
+                           "loss_pct": {"type": ["number", "null"], "description": "Measured loss."},
+                           "delay_ok": {"type": ["boolean", "null"], "description": "Within max_latency_ms."},
+                           "loss_ok": {"type": ["boolean", "null"], "description": "Within max_loss_pct."}}}
+    health = {"type": "object", "required": ["name", "state"],
+              "description": "A slice (as GET /slices/{name}) with its SLO monitoring.",
+              "properties": {**_slice_properties(),
+                             "slo": {"type": ["object", "null"], "properties": {
+                                 "pairs": {"type": "array", "items": schema_ref("SlicePathHealth")},
+                                 "violations": {"type": "array", "description": "This slice's violations."}}}}}
+    status = {"type": "object", "required": ["slices", "violations"],
+              "properties": {"slices": {"type": "object", "additionalProperties": schema_ref("SliceHealth"),
+                                        "description": "By slice name."},
+                             "violations": {"type": "array", "description": "Every slice's violations."}}}
+    removal = {"type": "object", "required": ["removed"], "description": "Further keys may appear.",
+               "properties": {"removed": schema_ref("Slice")}}
+    name = path_parameter("name", "The slice's name.")
+    paths = {
+        "/slices": {
+            "get": operation("List slices", "listSlices",
+                             {"200": response("Every slice in force, then every refused declaration.",
+                                              {"type": "array", "items": schema_ref("Slice")})}, errors=[404]),
+            "post": operation(
+                "Admit and realise a slice", "addSlice",
+                {"201": response("In force; Location names the new slice.", schema_ref("Slice"),
+                                 {"Location": {"description": "/slices/{name}", "schema": {"type": "string"}}})},
+                description="Admission control checks the guarantees against the slices in force (a refusal is "
+                            "409 naming the bottleneck link and the shortfall); then the routers' tables, SR "
+                            "policies and queues and the switches' marking and meters are installed. All or "
+                            "nothing: a failure half-way removes what was installed, and a 4xx answer changes "
+                            "nothing.",
+                request_body=json_body(schema_ref("SliceRequest")), errors=[404, 409, 422]),
+        },
+        "/slices/{name}": {
+            "get": operation("One slice", "getSlice", {"200": response("The slice.", schema_ref("Slice"))},
+                             parameters=[name], errors=[404]),
+            "delete": operation("Remove a slice", "deleteSlice",
+                                {"200": response("What was removed.", schema_ref("SliceRemoval"))},
+                                description="Removes the slice from routers and switches and releases its "
+                                            "capacity.",
+                                parameters=[name], errors=[404]),
+        },
+        "/slice-status": {
+            "get": operation("Slice SLO monitoring", "getSliceStatus",
+                             {"200": response("Per slice, measured delay and loss against its bounds.",
+                                              schema_ref("SliceStatus"))},
+                             description="Measurements come from the telemetry view; they are null while "
+                                         "telemetry is not running or has no sample yet.",
+                             errors=[404]),
+        },
+    }
+    return Section("slices", "Network slices (RFC 9543): admission, realisation and SLO monitoring.", paths,
+                   {"SliceRequest": request, "Slice": described, "SliceRemoval": removal,
+                    "SliceStatus": status, "SliceHealth": health, "SlicePathHealth": pair})
+
+
 #: The API's concerns, in the order the document lists them.
-SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section(), _telemetry_section(), _steering_section())
+SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section(), _telemetry_section(), _steering_section(),
+                                 _slices_section())
 
 
 def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str = DEFAULT_URL) -> dict:
@@ -474,7 +636,7 @@ def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str 
     --------
     >>> doc = openapi_document(server_url="http://127.0.0.1:9000")
     >>> doc["servers"], [tag["name"] for tag in doc["tags"]]
-    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies', 'telemetry', 'steering'])
+    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies', 'telemetry', 'steering', 'slices'])
     >>> openapi_document([SECTIONS[1], SECTIONS[1]])
     Traceback (most recent call last):
     ...
@@ -484,8 +646,9 @@ def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str 
     doc: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "cpn_net controller northbound", "version": cpn_net.__version__,
-                 "description": "Install and inspect SR policies on a running cpn_net network. Every answer is "
-                                "JSON; every error is {\"error\": {\"status\", \"message\", \"details\"}}. "
+                 "description": "Install and inspect SR policies and network slices on a running cpn_net "
+                                "network. Every answer is JSON; every error is "
+                                "{\"error\": {\"status\", \"message\", \"details\"}}. "
                                 "A 4xx answer changes nothing."},
         "servers": [{"url": server_url}],
         "tags": [],

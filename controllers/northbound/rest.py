@@ -11,12 +11,12 @@ Answers, all ``application/json``:
 
 =====  ===========================================================================
 200    GET, DELETE, POST /events/link
-201    POST /policies, with ``Location: /policies/{name}``
+201    POST /policies, POST /slices, with ``Location: /policies/{name}``, ``/slices/{name}``
 400    not JSON, not UTF-8, not an object, duplicate key, NaN, a field of the wrong
        type or unknown (checked against the OpenAPI schema), or the api says so
-404    no such path, or the api's unknown policy
+404    no such path, or the api's unknown policy or slice
 405    path exists, method does not; ``Allow`` lists the methods
-409    the api's "already exists"
+409    the api's "already exists", or admission control refused a slice
 411    a chunked body (send Content-Length)
 413    body over :data:`MAX_BODY_BYTES`
 415    a body sent without ``Content-Type: application/json``
@@ -78,8 +78,10 @@ class NorthboundApi(Protocol):
     """What the controller implements for the REST server.
 
     Calls arrive on the server's threads, concurrently with each other (except
-    that :meth:`add_policy`, :meth:`delete_policy` and :meth:`link_event` run
-    one at a time) and with the controller's own threads. Return
+    that the calls that change state, :meth:`add_policy`, :meth:`add_policies`,
+    :meth:`delete_policy`, :meth:`set_steering`, :meth:`add_slice`,
+    :meth:`delete_slice` and :meth:`link_event`, run one at a time) and with
+    the controller's own threads. Return
     JSON-serialisable data (``ipaddress`` objects are written as strings).
     Raise :class:`ApiError` to answer with an error status; any other
     exception answers 500. A 4xx must change nothing, and a failure half-way
@@ -127,6 +129,27 @@ class NorthboundApi(Protocol):
 
     def link_event(self, body: dict) -> dict:
         """``POST /events/link`` with ``{"a", "b", "up"}``; may just acknowledge."""
+
+    def list_slices(self) -> list[dict]:
+        """``GET /slices``: every slice in force, then every refused declaration (schema ``Slice``)."""
+
+    def get_slice(self, name: str) -> dict:
+        """``GET /slices/{name}``; ``ApiError(404)`` if there is none."""
+
+    def add_slice(self, body: dict) -> dict:
+        """``POST /slices``: admit and realise ``body`` (schema ``SliceRequest``, already checked).
+
+        Returns the slice with its paths. ``ApiError(409)`` if the name is in
+        force or admission control refuses it (``details`` name the
+        bottleneck), ``ApiError(422)`` for an unknown member or a slice the
+        network cannot realise.
+        """
+
+    def delete_slice(self, name: str) -> dict:
+        """``DELETE /slices/{name}``: ``{"removed": <slice>}``; ``ApiError(404)`` if none."""
+
+    def slice_status(self) -> dict:
+        """``GET /slice-status``: per slice, measured delay and loss against its bounds, and violations."""
 
 
 @dataclass(frozen=True)
@@ -185,9 +208,23 @@ def _segments(path: str) -> list[str]:
     return path.strip("/").split("/")
 
 
-def _policy_location(params: Mapping[str, str], body: Any, payload: Any) -> str:
-    name = payload.get("name") if isinstance(payload, Mapping) else None
-    return "/policies/" + urllib.parse.quote(str(name or body["name"]), safe="")
+def _named_location(collection: str) -> Callable[[Mapping[str, str], Any, Any], str]:
+    """A ``location`` for :class:`Route`: ``collection`` + the created object's name (URL-quoted).
+
+    Examples
+    --------
+    >>> _named_location("/slices")({}, {"name": "gold"}, {"name": "gold", "id": 1})
+    '/slices/gold'
+    """
+    def location(params: Mapping[str, str], body: Any, payload: Any) -> str:
+        name = payload.get("name") if isinstance(payload, Mapping) else None
+        return f"{collection}/" + urllib.parse.quote(str(name or body["name"]), safe="")
+
+    return location
+
+
+_policy_location = _named_location("/policies")
+_slice_location = _named_location("/slices")
 
 
 #: Every operation the server answers; each is a path + method of the OpenAPI document.
@@ -208,6 +245,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/policies/{name}", lambda server, params, body: server.api.get_policy(params["name"])),
     Route("DELETE", "/policies/{name}", lambda server, params, body: server.api.delete_policy(params["name"]),
           mutates=True),
+    Route("GET", "/slices", lambda server, params, body: server.api.list_slices()),
+    Route("POST", "/slices", lambda server, params, body: server.api.add_slice(body), status=201, mutates=True,
+          location=_slice_location),
+    Route("GET", "/slices/{name}", lambda server, params, body: server.api.get_slice(params["name"])),
+    Route("DELETE", "/slices/{name}", lambda server, params, body: server.api.delete_slice(params["name"]),
+          mutates=True),
+    Route("GET", "/slice-status", lambda server, params, body: server.api.slice_status()),
 )
 
 

@@ -82,6 +82,10 @@ BEST_EFFORT_CLASS = "1:2"
 _MIN_BURST_BYTES = 15000  # at least one 9000-byte WAN frame, as the link shaper
 _MIN_QUEUE_PACKETS = 100
 _QUEUE_MS = 50
+#: The router shapes a little below the link rate, so the queue forms in its HTB (where
+#: slices are told apart) and never in the link's own FIFO behind it (which counts bytes a
+#: little differently: without this, a saturated link element's queue delays every slice).
+SHAPING_FRACTION = 0.97
 
 
 def slice_dscp(slice_id: int, colour: int) -> int:
@@ -267,29 +271,30 @@ def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mappi
     --------
     >>> for c in wan_queue_commands("r1-eth1", 50, {1: 20}): print(" ".join(c))
     tc qdisc replace dev r1-eth1 root handle 1: htb default 2
-    tc class replace dev r1-eth1 parent 1: classid 1:1 htb rate 50000kbit ceil 50000kbit burst 15000
-    tc class replace dev r1-eth1 parent 1:1 classid 1:2 htb rate 30000kbit ceil 50000kbit burst 15000
+    tc class replace dev r1-eth1 parent 1: classid 1:1 htb rate 48500kbit ceil 48500kbit burst 15000
+    tc class replace dev r1-eth1 parent 1:1 classid 1:2 htb rate 28500kbit ceil 48500kbit burst 15000
     tc qdisc replace dev r1-eth1 parent 1:2 handle 2: pfifo limit 209
-    tc class replace dev r1-eth1 parent 1:1 classid 1:11 htb rate 20000kbit ceil 50000kbit burst 15000
+    tc class replace dev r1-eth1 parent 1:1 classid 1:11 htb rate 20000kbit ceil 48500kbit burst 15000
     tc qdisc replace dev r1-eth1 parent 1:11 handle 11: pfifo limit 209
     tc filter replace dev r1-eth1 parent 1: protocol ipv6 prio 1 handle 800::1 u32 match ip6 priority 0x88 0xf8 flowid 1:11
     """
     link_kbit = max(1, round(link_rate_mbps * 1000))
+    shaped_kbit = max(1, round(link_kbit * SHAPING_FRACTION))
     kbits = {sid: max(1, round(mbps * 1000)) for sid, mbps in sorted(slice_rates_mbps.items())}
     if sum(kbits.values()) > link_kbit:
         shown = ", ".join(f"slice {sid}: {k}kbit" for sid, k in kbits.items())
         raise SlicingError(f"interface {intf}: slice rates ({shown}) add up to more than the link's "
                            f"{link_kbit}kbit; admit slices through admission control")
     burst = str(max(_MIN_BURST_BYTES, math.ceil(link_rate_mbps * 1e6 / 8 / 1000)))
-    best_effort_kbit = max(1, link_kbit - sum(kbits.values()))
+    best_effort_kbit = max(1, shaped_kbit - sum(kbits.values()))
     queue = _queue_packets(link_rate_mbps)  # a class may borrow up to the link rate (its ceil)
     dev = ["dev", intf]
     commands = [
         ["tc", "qdisc", "replace", *dev, "root", "handle", "1:", "htb", "default", "2"],
         ["tc", "class", "replace", *dev, "parent", "1:", "classid", "1:1", "htb",
-         "rate", f"{link_kbit}kbit", "ceil", f"{link_kbit}kbit", "burst", burst],
+         "rate", f"{shaped_kbit}kbit", "ceil", f"{shaped_kbit}kbit", "burst", burst],
         ["tc", "class", "replace", *dev, "parent", "1:1", "classid", BEST_EFFORT_CLASS, "htb",
-         "rate", f"{best_effort_kbit}kbit", "ceil", f"{link_kbit}kbit", "burst", burst],
+         "rate", f"{best_effort_kbit}kbit", "ceil", f"{shaped_kbit}kbit", "burst", burst],
         ["tc", "qdisc", "replace", *dev, "parent", BEST_EFFORT_CLASS, "handle", "2:", "pfifo",
          "limit", str(queue)],
     ]
@@ -297,7 +302,7 @@ def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mappi
         classid = slice_class(sid)
         commands += [
             ["tc", "class", "replace", *dev, "parent", "1:1", "classid", classid, "htb",
-             "rate", f"{kbit}kbit", "ceil", f"{link_kbit}kbit", "burst", burst],
+             "rate", f"{kbit}kbit", "ceil", f"{shaped_kbit}kbit", "burst", burst],
             ["tc", "qdisc", "replace", *dev, "parent", classid, "handle", classid.split(":")[1] + ":", "pfifo",
              "limit", str(queue)],
             ["tc", "filter", "replace", *dev, "parent", "1:", "protocol", "ipv6", "prio", "1",

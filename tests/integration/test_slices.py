@@ -1,9 +1,19 @@
-"""Network slices on the real network: admission at boot and the bandwidth guarantee under a flood."""
+"""Network slices on the real network: admission, guarantee and latency under a flood, isolation, runtime changes.
+
+Topology ``slices``: sites a (u1-1 gold, u1-2 bulk, u1-3 no slice) and b (k2-1
+gold, k2-2 bulk, k2-3 no slice) joined by one 2 ms, 20 Mbit/s link.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -49,3 +59,135 @@ def test_guaranteed_slice_keeps_its_rate_while_the_bulk_slice_floods_the_link(sl
     assert mbps >= 0.95 * 10, f"gold got {mbps:.2f} Mbit/s of its guaranteed 10"
     wait_until(lambda: os.path.exists(tmp_path / "bulk.json") and os.path.getsize(tmp_path / "bulk.json") > 100,
                20, "the bulk flood to finish")
+
+
+PROBE = os.path.join(ROOT, "tests", "integration", "_slice_probe.py")
+U1_1, U1_2, U1_3 = "2001:db8:1::1:1", "2001:db8:1::1:2", "2001:db8:1::1:3"
+K2_1, K2_2 = "2001:db8:2::2:1", "2001:db8:2::2:2"
+GOLD_TC = 0x22 << 2  # slice 1's DSCP (0x22: slice bits 1, monitored) as a traffic class
+
+
+def _mac(node: str, ifname: str) -> str:
+    return in_node(node, f"cat /sys/class/net/{ifname}/address").stdout.strip()
+
+
+def _send(node: str, marker: str, kind: str, *args: str, to_mac: str | None = None, count: int = 20) -> None:
+    mac = to_mac or _mac(f"r{node[1]}", f"r{node[1]}-eth0")
+    in_node(node, f"{sys.executable} {PROBE} send {node}-eth0 {mac} {marker} 6000 {count} {kind} {' '.join(args)}",
+            timeout=60)
+
+
+def test_tenants_cannot_reach_another_slice_with_spoofed_marks_addresses_or_sids(slices_network):
+    """Every attempt from a tenant's host (and from a host in no slice) delivers 0 packets to gold's k2-1."""
+    listener = subprocess.Popen(["ip", "netns", "exec", "cpn-k2-1", sys.executable, PROBE, "recv", "6000", "12"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # the listener binds before the first packet; its 12 s window bounds the test
+        dt6 = "fcbb:bb00:2:4:101::"     # End.DT6 into gold's table at b
+        dx6 = "fcbb:bb00:2:3:2:1::"     # End.DX6 to k2-1
+        end_x = "fcbb:bb00:1:2:2::"     # End.X a->b
+        _send("u1-1", "control", "plain", U1_1, K2_1, hex(GOLD_TC))  # gold to gold: must arrive
+        _send("u1-2", "spoofed-tc", "plain", U1_2, K2_1, hex(GOLD_TC))
+        _send("u1-2", "spoofed-src", "plain", U1_1, K2_1, "0")
+        _send("u1-3", "spoofed-src-unsliced", "plain", U1_1, K2_1, hex(GOLD_TC))
+        _send("u1-2", "sid-dt6", "encap", dt6, U1_2, K2_1)
+        _send("u1-2", "sid-dx6", "encap", dx6, U1_2, K2_1)
+        _send("u1-2", "sid-srh", "srh", end_x, dt6, U1_2, K2_1)
+        _send("u1-3", "unsliced-sid-srh", "srh", end_x, dt6, U1_3, K2_1)
+        _send("u1-2", "plain-to-member", "plain", U1_2, K2_1, "0")
+        _send("k2-2", "same-site", "plain", K2_2, K2_1, "0", to_mac=_mac("k2-1", "k2-1-eth0"))
+        out, _ = listener.communicate(timeout=30)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+    counts = json.loads(out)
+    print(f"\npackets delivered to gold's k2-1 by marker: {counts}")
+    assert counts.get("control") == 20, f"the gold control flow must arrive in full: {counts}"
+    leaked = {marker: n for marker, n in counts.items() if marker != "control"}
+    assert leaked == {}, f"isolation leaked packets to another slice's host: {leaked}"
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "s1"], capture_output=True, text=True).stdout
+    dropped = sum(int(line.split("n_packets=")[1].split(",")[0]) for line in flows.splitlines()
+                  if "priority=52" in line)
+    assert dropped >= 40, f"the switch's anti-spoofing should have dropped the 40 spoofed packets:\n{flows}"
+
+
+def test_latency_slice_keeps_its_delay_bound_while_bulk_saturates_the_link(slices_network, tmp_path):
+    in_node("k2-2", "iperf3 -s -1 -D -p 5412")
+    wait_until(lambda: "5412" in in_node("k2-2", "ss -ltn").stdout, 10, "iperf3 on k2-2")
+    flood = f"iperf3 -c {K2_2} -p 5412 -u -b 30M -t 10 --json > {tmp_path}/bulk.json"
+    in_node("u1-2", f"({flood}) >/dev/null 2>&1 &")
+    wait_until(lambda: "dropped 0," not in in_node("r1", "tc -s class show dev r1-eth1 classid 1:12").stdout,
+               10, "the bulk flood queueing at its HTB class")
+    pings = {name: _ping(node, address) for name, (node, address) in
+             {"gold": ("u1-1", K2_1), "bulk": ("u1-2", K2_2), "none": ("u1-3", "2001:db8:2::2:3")}.items()}
+    rtts = {name: _rtts(proc) for name, proc in pings.items()}
+    p99 = {name: _p99(values) for name, values in rtts.items()}
+    print("\nRTT under a 30 Mbit/s bulk flood on the 20 Mbit/s link (gold's bound: 10 ms one way): " + "; ".join(
+        f"{name} p50 {statistics.median(v):.2f} p99 {p99[name]:.2f} ms ({len(v)}/200 answered)"
+        for name, v in rtts.items()))
+    assert len(rtts["gold"]) >= 198, f"gold lost pings under the flood: {len(rtts['gold'])} of 200 answered"
+    # The round trip bounds the one-way delay from above (the return path is idle).
+    assert p99["gold"] <= 10.0, f"gold RTT p99 {p99['gold']:.2f} ms exceeds the slice's 10 ms bound"
+    assert p99["bulk"] > 2 * p99["gold"], "the flood did not load the bulk slice's queue: nothing was proven"
+    wait_until(lambda: os.path.getsize(tmp_path / "bulk.json") > 100 if os.path.exists(tmp_path / "bulk.json")
+               else False, 30, "the bulk flood to finish")
+
+
+def _ping(node: str, address: str) -> subprocess.Popen:
+    return subprocess.Popen(["ip", "netns", "exec", f"cpn-{node}", "ping", "-6", "-n", "-c", "200", "-i", "0.02",
+                             address], stdout=subprocess.PIPE, text=True)
+
+
+def _rtts(proc: subprocess.Popen) -> list[float]:
+    out, _ = proc.communicate(timeout=60)
+    return [float(line.split("time=")[1].split()[0]) for line in out.splitlines() if "time=" in line]
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def _rest(method: str, path: str, body=None):
+    rest = status()["controller"]["rest"]
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(rest + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+def _data_plane() -> str:
+    """Everything slices install: routes and rules of both routers, HTB classes, switch flows."""
+    parts = []
+    for router in ("r1", "r2"):
+        parts.append(in_node(router, "ip -6 route show table all | grep -v '^local\\|^multicast\\|fe80'").stdout)
+        parts.append(in_node(router, "ip -6 rule").stdout)
+        parts.append(in_node(router, f"tc class show dev {router}-eth1").stdout)
+    for switch in ("s1", "s2"):
+        flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", switch],
+                               capture_output=True, text=True).stdout
+        # Matches only: the actions carry the alternate-marking colour, which flips every period.
+        parts.append("\n".join(sorted(line.split(" actions=")[0] for line in flows.splitlines()
+                                       if "cookie=0xc0de5" in line)))
+    return "\n".join(parts)
+
+
+def test_runtime_slice_add_refusal_and_delete_leave_nothing_partial(slices_network):
+    before = _data_plane()
+    code, body = _rest("POST", "/slices", {"name": "huge", "members": ["u1-3", "k2-3"], "rate_mbps": 9})
+    assert code == 409, body
+    assert "a-b" in body["error"] or "a-b" in json.dumps(body), body
+    assert _data_plane() == before, "a refused slice left something installed"
+    code, body = _rest("POST", "/slices", {"name": "silver", "members": ["u1-3", "k2-3"], "rate_mbps": 5,
+                                           "kind": "bulk"})
+    assert code == 201, body
+    added = _data_plane()
+    assert "1:13" in added and "table 103" in added, added
+    print(f"\nruntime slice silver enforced in {body['enforced_ms']} ms (controller side)")
+    code, _ = _rest("DELETE", "/slices/silver")
+    assert code == 200
+    assert _data_plane() == before, "deleting a slice left something behind"
