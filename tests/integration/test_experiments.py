@@ -63,3 +63,25 @@ def test_headline_quick_compares_policies_and_writes_plots(tmp_path):
     for name in ("response_time_cdf.png", "timeline_p95.png"):
         assert os.path.getsize(os.path.join(os.path.dirname(path), name)) > 1000
     assert leftovers() == []
+
+
+def test_slices_quick_proves_guarantee_latency_isolation_admission_and_times_enforcement(tmp_path):
+    assert leftovers() == []
+    env = dict(os.environ, CPN_RESULTS_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "experiments.slices.run", "--quick"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [path] = glob.glob(str(tmp_path / "slices" / "*" / "result.json"))
+    with open(path) as handle:
+        result = json.load(handle)
+    part = result["slices_topology"]
+    assert part["guarantee"]["gold_tcp_mbps"] >= 9.5
+    assert part["latency"]["gold"]["rtt_p99_ms"] <= 10.0 < part["latency"]["bulk"]["rtt_p99_ms"]
+    delivered = {k: v["delivered"] for k, v in part["isolation"].items()}
+    assert delivered.pop("control") == 20 and set(delivered.values()) == {0}, delivered
+    assert part["admission"]["runtime_status"] == 409 and part["admission"]["data_plane_unchanged_after_refusal"]
+    assert part["slo_monitoring"]["summary"]["gold"]["samples"] >= 5
+    timing = result["enforcement"]
+    assert timing["1_slices"]["all_on_switches_ms"] > 0 and timing["15_slices"]["slices"] == 15
+    assert timing["10_requests_in_a_row"]["requests"] == 10
+    assert leftovers() == []

@@ -61,7 +61,7 @@ def test_guaranteed_slice_keeps_its_rate_while_the_bulk_slice_floods_the_link(sl
                20, "the bulk flood to finish")
 
 
-PROBE = os.path.join(ROOT, "tests", "integration", "_slice_probe.py")
+PROBE = "-m cpn_net.tools.isolation_probe"
 U1_1, U1_2, U1_3 = "2001:db8:1::1:1", "2001:db8:1::1:2", "2001:db8:1::1:3"
 K2_1, K2_2 = "2001:db8:2::2:1", "2001:db8:2::2:2"
 GOLD_TC = 0x22 << 2  # slice 1's DSCP (0x22: slice bits 1, monitored) as a traffic class
@@ -79,7 +79,7 @@ def _send(node: str, marker: str, kind: str, *args: str, to_mac: str | None = No
 
 def test_tenants_cannot_reach_another_slice_with_spoofed_marks_addresses_or_sids(slices_network):
     """Every attempt from a tenant's host (and from a host in no slice) delivers 0 packets to gold's k2-1."""
-    listener = subprocess.Popen(["ip", "netns", "exec", "cpn-k2-1", sys.executable, PROBE, "recv", "6000", "12"],
+    listener = subprocess.Popen(["ip", "netns", "exec", "cpn-k2-1", sys.executable, "-m", "cpn_net.tools.isolation_probe", "recv", "6000", "12"],
                                 stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)  # the listener binds before the first packet; its 12 s window bounds the test

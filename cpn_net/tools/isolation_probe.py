@@ -1,4 +1,6 @@
-"""Craft and count packets for the slice isolation test; run inside a node's namespace.
+"""Craft and count packets that try to cross slice isolation; run inside a node's namespace.
+
+``python -m cpn_net.tools.isolation_probe recv|send ...`` (the slice tests and experiment use it).
 
 ``recv PORT SECONDS``: count UDP datagrams on PORT by their first word; print JSON.
 ``send IFACE ROUTER_MAC MARKER PORT COUNT KIND ARGS...`` with KIND:
