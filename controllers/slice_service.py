@@ -250,13 +250,13 @@ class SliceService:
     def flows(self, colour: int) -> dict:
         """Marking, anti-spoofing and separation flows per datapath in ``colour``'s period."""
         with self.lock:
-            specs = list(self.specs.values())
-            if not specs:
-                return {}
-            out = classification_flows(self.core.plan, specs, colour)
-            for dpid, entries in switch_guard_flows(self.core.plan, self.topology, specs, colour).items():
-                out.setdefault(dpid, []).extend(entries)
-            return out
+            return self._switch_flows(list(self.specs.values()), colour)
+
+    def _switch_flows(self, specs, colour: int) -> dict:
+        if not specs:
+            return {}
+        return _union(classification_flows(self.core.plan, specs, colour),
+                      switch_guard_flows(self.core.plan, self.topology, specs, colour))
 
     def meters(self) -> dict:
         """``{dpid: [MeterSpec]}`` of the slices in force (sent to a switch when it connects)."""
@@ -303,19 +303,15 @@ class SliceService:
 
     def _stale(self, spec) -> dict:
         """The flows ``spec`` would have added (so a rollback deletes whatever of them got in)."""
-        specs = [*self.specs.values(), spec]
-        out = classification_flows(self.core.plan, specs, self.colour())
-        return _union(out, switch_guard_flows(self.core.plan, self.topology, specs, self.colour()))
+        return self._switch_flows([*self.specs.values(), spec], self.colour())
 
     def _apply_queues(self, removed: int | None) -> None:
         """Bring every shaped WAN interface's HTB to what the admitted slices need.
 
         ``removed``: a slice id whose class and filter go first where it had one.
         """
-        from cpn_net.baseline import interface_plan
-
         admissions = list(self.admitted.values())
-        wanted = queue_commands(self.core.graph(), interface_plan(self.core.plan), admissions) \
+        wanted = queue_commands(self.core.graph(), self.core.interfaces, admissions) \
             if admissions or self.queues else {}
         by_router: dict[str, list] = {}
         for (site, ifname), commands in wanted.items():
