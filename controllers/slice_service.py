@@ -17,9 +17,10 @@ A slice request (declared in the topology file, or ``cpn slice add`` / ``POST
      dst iif LAN`` into the slice table, whose route encapsulates onto the
      admitted path ending with the far site's End.DT6 SID);
    * routers (``tc``): per-slice HTB classes on every WAN interface of a
-     shaped link the slice crosses, keyed on the slice's traffic class;
+     shaped link the slice crosses, keyed on the slice's mark in the traffic
+     class (admission gives each slice a mark no slice sharing a link holds);
    * site switches (OpenFlow): marking of member-to-member traffic with the
-     slice's DSCP (composed with the alternate-marking colour, re-sent at
+     slice's mark in the DSCP (composed with the alternate-marking colour, re-sent at
      every colour flip), meters where the intent asks for one, and for member
      ports anti-spoofing (only the host's own addresses pass) and the SR
      domain boundary (no packet to a SID).
@@ -38,7 +39,8 @@ from cpn_net.model.slices import parse_slice
 from cpn_net.slicing.admission import admit
 from cpn_net.slicing.errors import SliceRefused, SlicingError
 from cpn_net.slicing.isolation import boundary_ruleset, router_state, slice_policies, switch_guard_flows
-from cpn_net.slicing.realise import classification_flows, meter_specs, queue_commands, slice_class
+from cpn_net.slicing.realise import (classification_flows, meter_specs, queue_commands, slice_class,
+                                     slice_filter_handle)
 
 LOG = logging.getLogger("cpn.slices")
 
@@ -170,7 +172,7 @@ class SliceService:
                 self.specs.pop(spec.name, None)
                 self.admitted.pop(spec.name, None)
                 self._undo(done)
-                self._rollback_quietly(flows_before, spec)
+                self._rollback_quietly(flows_before, spec, admission)
                 raise RuntimeError(f"realising slice {spec.name!r} failed and was rolled back: {err}") from err
             self.installed[spec.name] = done
             self.refused.pop(spec.name, None)
@@ -225,6 +227,7 @@ class SliceService:
                     "max_latency_ms": spec.max_latency_ms, "max_loss_pct": spec.max_loss_pct,
                     "meter_mbps": spec.meter_mbps, "isolation": spec.isolation,
                     "state": "admitted" if admission is not None else "refused",
+                    "mark": admission.mark if admission is not None else None,
                     "paths": {f"{a}->{b}": list(p.sites) for (a, b), p in admission.paths.items()}
                     if admission is not None else {},
                     "enforced_ms": self.enforced_ms.get(name),
@@ -250,12 +253,15 @@ class SliceService:
     def flows(self, colour: int) -> dict:
         """Marking, anti-spoofing and separation flows per datapath in ``colour``'s period."""
         with self.lock:
-            return self._switch_flows(list(self.specs.values()), colour)
+            return self._switch_flows(list(self.specs.values()), colour, self._marks())
 
-    def _switch_flows(self, specs, colour: int) -> dict:
+    def _marks(self) -> dict:
+        return {name: a.mark for name, a in self.admitted.items()}
+
+    def _switch_flows(self, specs, colour: int, marks) -> dict:
         if not specs:
             return {}
-        return _union(classification_flows(self.core.plan, specs, colour),
+        return _union(classification_flows(self.core.plan, specs, colour, marks),
                       switch_guard_flows(self.core.plan, self.topology, specs, colour))
 
     def meters(self) -> dict:
@@ -265,7 +271,7 @@ class SliceService:
 
     def view(self) -> dict:
         with self.lock:
-            return {"admitted": {name: {"rate_mbps": a.rate_mbps, "slice_id": a.slice_id,
+            return {"admitted": {name: {"rate_mbps": a.rate_mbps, "slice_id": a.slice_id, "mark": a.mark,
                                         "enforced_ms": self.enforced_ms.get(name),
                                         "paths": {f"{x}->{y}": list(p.sites) for (x, y), p in a.paths.items()}}
                                  for name, a in self.admitted.items()},
@@ -290,10 +296,10 @@ class SliceService:
             except Exception:
                 LOG.exception("removing %s %s on %s", kind, spec, router)
 
-    def _rollback_quietly(self, flows_before, spec) -> None:
+    def _rollback_quietly(self, flows_before, spec, admission) -> None:
         """After a failed add: queues, switch flows and meters back to ``flows_before``'s state."""
         steps = (lambda: self._apply_queues(removed=spec.id),
-                 lambda: self.apply_flows(_union(flows_before, self._stale(spec)), flows_before),
+                 lambda: self.apply_flows(_union(flows_before, self._stale(spec, admission)), flows_before),
                  lambda: self.apply_meters(meter_specs(self.topology, [spec]), "delete"))
         for step in steps if spec.meter_mbps is not None else steps[:2]:
             try:
@@ -301,9 +307,10 @@ class SliceService:
             except Exception:
                 LOG.exception("rolling back slice %s", spec.name)
 
-    def _stale(self, spec) -> dict:
+    def _stale(self, spec, admission) -> dict:
         """The flows ``spec`` would have added (so a rollback deletes whatever of them got in)."""
-        return self._switch_flows([*self.specs.values(), spec], self.colour())
+        return self._switch_flows([*self.specs.values(), spec], self.colour(),
+                                  {**self._marks(), spec.name: admission.mark})
 
     def _apply_queues(self, removed: int | None) -> None:
         """Bring every shaped WAN interface's HTB to what the admitted slices need.
@@ -321,7 +328,7 @@ class SliceService:
             lines = []
             if removed is not None and applied is not None and any(slice_class(removed) in c for c in applied):
                 lines += [["tc", "filter", "del", "dev", ifname, "parent", "1:", "protocol", "ipv6", "prio", "1",
-                           "handle", f"800::{removed:x}", "u32"],
+                           "handle", slice_filter_handle(removed), "u32"],
                           ["tc", "class", "del", "dev", ifname, "classid", slice_class(removed)]]
             if applied is not None:  # HTB has no "change" for its root: keep the one in place
                 lines += [c for c in commands if c[:3] != ["tc", "qdisc", "replace"] or "root" not in c]

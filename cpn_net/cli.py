@@ -351,12 +351,12 @@ def format_slices(slices: list[dict]) -> str:
 
     Examples
     --------
-    >>> print(format_slices([{"name": "gold", "id": 1, "state": "admitted", "members": ["east", "k3-1"],
+    >>> print(format_slices([{"name": "gold", "id": 1, "mark": 2, "state": "admitted", "members": ["east", "k3-1"],
     ...                       "rate_mbps": 20.0, "max_latency_ms": 30.0, "kind": "latency", "isolation": True,
     ...                       "paths": {"east->west": ["east", "west"]}}]))
-    slice  id  state     members    rate_mbps  max_latency_ms  max_loss_pct  kind     isolated  paths
-    -----  --  --------  ---------  ---------  --------------  ------------  -------  --------  ...
-    gold   1   admitted  east,k3-1  20         30              -             latency  yes       east->west: east > west
+    slice  id  mark  state     members    rate_mbps  max_latency_ms  max_loss_pct  kind     isolated  paths
+    -----  --  ----  --------  ---------  ---------  --------------  ------------  -------  --------  ...
+    gold   1   2     admitted  east,k3-1  20         30              -             latency  yes       east->west: east > west
     """
     if not slices:
         return "no slices"
@@ -366,10 +366,10 @@ def format_slices(slices: list[dict]) -> str:
             paths = f"refused: {s.get('refusal') or '?'}"
         else:
             paths = "; ".join(f"{pair}: {' > '.join(path or [])}" for pair, path in (s.get("paths") or {}).items())
-        rows.append([s.get("name"), _shown(s.get("id")), s.get("state", "-"), ",".join(s.get("members") or []),
+        rows.append([s.get("name"), _shown(s.get("id")), _shown(s.get("mark")), s.get("state", "-"), ",".join(s.get("members") or []),
                      _shown(s.get("rate_mbps")), _shown(s.get("max_latency_ms")), _shown(s.get("max_loss_pct")),
                      s.get("kind", "-"), _yes_no(s.get("isolation")), paths or "-"])
-    return _table(["slice", "id", "state", "members", "rate_mbps", "max_latency_ms", "max_loss_pct", "kind",
+    return _table(["slice", "id", "mark", "state", "members", "rate_mbps", "max_latency_ms", "max_loss_pct", "kind",
                    "isolated", "paths"], rows)
 
 
@@ -616,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--meter-mbps", type=float, help="cap at each member site switch (>= --rate-mbps)")
     q.add_argument("--kind", choices=SLICE_KINDS, help="latency: minimum-delay paths (default); bulk: widest paths")
     q.add_argument("--no-isolation", action="store_true", help="share the hosts' routing table with other slices")
-    q.add_argument("--id", type=int, help="slice id carried in the DSCP (default: the lowest free one)")
+    q.add_argument("--id", type=int, help="slice id 1..4095 naming its flows, queues and table (default: the lowest free one)")
     q.set_defaults(func=cmd_slice)
     q = slice_sub.add_parser("del", help="remove a slice and release its capacity")
     q.add_argument("name")

@@ -178,6 +178,7 @@ class FakeNorthboundApi:
                 raise ApiError(409, f"slice {name!r} is in force already; delete it first (DELETE /slices/{name})")
             free = [i for i in range(1, MAX_SLICE_ID + 1) if i not in {s["id"] for s in self.slices.values()}]
             added = {**wanted, "id": wanted.get("id") or free[0], "hosts": [], "sites": sites, "state": "admitted",
+                     "mark": 1 + len(self.slices) % 15,
                      "paths": {f"{a}->{b}": [a, b] for a in sites for b in sites if a != b}, "refusal": None}
             self.slices[name] = added
         return {**copy.deepcopy(added), "enforced_ms": 0.0}

@@ -493,7 +493,8 @@ _SLICE_MAX_ID = SLICE_FIELDS["id"].at_most
 #: What each slice key means; the types and ranges come from SLICE_FIELDS.
 _SLICE_DESCRIPTIONS = {
     "name": f"Unique slice name: {NAME_RULE}.",
-    "id": f"1..{_SLICE_MAX_ID:g}, unique; carried in DSCP bits 1..4. Omitted: the lowest free id.",
+    "id": f"1..{_SLICE_MAX_ID:g}, unique. Omitted: the lowest free id. (The mark in DSCP bits 1..4 is "
+          "given at admission: see mark.)",
     "members": "Host names (u1-1, k2-1) or site names meaning all the site's hosts; no host twice.",
     "rate_mbps": "Guaranteed rate between every ordered pair of member sites, Mbit/s.",
     "max_latency_ms": "One-way delay bound on every member-site path, ms; null or omitted: none.",
@@ -530,6 +531,9 @@ def _slice_properties() -> dict:
                   "description": "admitted: in force on the network; refused: a declaration admission refused."},
         "paths": {"type": ["object", "null"], "additionalProperties": sites,
                   "description": "The admitted path per ordered pair of member sites, keyed \"a->b\"."},
+        "mark": {"type": ["integer", "null"], "minimum": 1, "maximum": 15,
+                 "description": "The slice's mark in DSCP bits 1..4, given at admission: unique among the slices "
+                                "sharing a link with it; null when refused."},
         "refusal": {"type": ["string", "null"], "description": "Why admission refused it; null when admitted."},
         "enforced_ms": {"type": ["number", "null"], "minimum": 0,
                         "description": "POST /slices only: ms from the request to the last data-plane change "

@@ -57,8 +57,8 @@ visit in order; not the headend, not the destination site, no repeats),
 backup path).
 
 Slice keys (network slices, RFC 9543; checked by :mod:`cpn_net.model.slices`):
-``name`` (unique), ``id`` (1..15, unique, default the lowest free: it is
-carried in DSCP bits 1..4, see :mod:`cpn_net.telemetry.marking`), ``members``
+``name`` (unique), ``id`` (1..4095, unique, default the lowest free; the
+mark on the wire is given at admission, :mod:`cpn_net.slicing.admission`), ``members``
 (host names, or site names meaning all the site's hosts; no host twice),
 ``rate_mbps`` (> 0, guaranteed between every ordered pair of member sites),
 ``max_latency_ms`` (> 0, optional), ``max_loss_pct`` (0..100, optional),
@@ -234,11 +234,13 @@ POLICY_FIELDS: dict[str, Field] = {
 }
 #: Slice kinds: ``latency`` rides minimum-delay paths, ``bulk`` maximum-residual (widest) ones.
 SLICE_KINDS = ("latency", "bulk")
-#: Slice ids fit DSCP bits 1..4 (:mod:`cpn_net.telemetry.marking`); 0 means "no slice".
-MAX_SLICE_ID = 15
+#: Slice ids name a slice's flows, meters, queues and tables; the largest is the largest
+#: node number of a Linux u32 filter handle (12 bits). The mark on the wire is separate
+#: (4 DSCP bits, given at admission: :func:`cpn_net.slicing.admission.free_mark`).
+MAX_SLICE_ID = 4095
 SLICE_FIELDS: dict[str, Field] = {
     "name": Field("name", "give each slice a name"),
-    "id": Field("int", f"give an id from 1 to {MAX_SLICE_ID} (DSCP bits 1..4), or omit it", at_least=1,
+    "id": Field("int", f"give an id from 1 to {MAX_SLICE_ID}, or omit it", at_least=1,
                 at_most=MAX_SLICE_ID),
     "members": Field("list", "list host names (u1-1, k2-1) or site names (all the site's hosts)"),
     "rate_mbps": Field("number", "give the guaranteed rate, above 0 Mbit/s", above=0),

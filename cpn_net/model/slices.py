@@ -13,8 +13,9 @@ Rules beyond types and ranges:
 * ``members`` names hosts (``u1-1``, ``k2-1``) or sites (all their hosts);
   no host may be listed twice (directly or through its site), and a site
   without hosts contributes nothing, which is refused.
-* ``id`` is unique; omitted ids take the lowest free id 1..15 in file order,
-  after the explicit ids are taken (the id is carried in 4 DSCP bits).
+* ``id`` is unique; omitted ids take the lowest free id 1..4095 in file order,
+  after the explicit ids are taken. (The 4-bit mark on the wire is not the id:
+  admission gives it, :func:`cpn_net.slicing.admission.free_mark`.)
 * ``meter_mbps`` is at least ``rate_mbps``: a cap below the guarantee would
   drop traffic the slice was promised.
 * A host belongs to at most one isolated slice: an isolated slice's traffic
@@ -128,8 +129,8 @@ def read_slices(log: ProblemLog, entries: Sequence["Entry"], sites: Sequence[Sit
         if slice_id is None and not r.has("id"):
             slice_id = next(free, None)
             if slice_id is None:
-                r.fail("id", f"no free slice id: ids 1..{MAX_SLICE_ID} are all taken (4 DSCP bits)",
-                       f"merge slices; at most {MAX_SLICE_ID} slices fit the marking")
+                r.fail("id", f"no free slice id: ids 1..{MAX_SLICE_ID} are all taken",
+                       f"merge slices; at most {MAX_SLICE_ID} slices exist at a time")
         if not r.ok or None in (name, slice_id, rate_mbps) or not hosts:
             continue
         hosts = tuple(sorted(hosts, key=order.__getitem__))

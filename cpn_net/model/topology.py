@@ -273,7 +273,8 @@ class SliceSpec:
     name : str
         Unique in the topology.
     id : int
-        1..15, unique; carried in DSCP bits 1..4 (:mod:`cpn_net.telemetry.marking`).
+        1..4095, unique; names the slice's flows, meters, queues and tables
+        (the mark on the wire is given at admission).
     members : tuple of str
         As declared: host names and site names.
     hosts : tuple of str

@@ -13,17 +13,20 @@ from other tenants. The design, from intent to data plane:
    on one path (latency slices: least delay with room, CSPF; bulk slices:
    widest) against the capacity other slices leave, checks the latency and
    loss bounds, and returns the paths and reservations, or refuses the whole
-   slice naming the bottleneck link, its residual and the shortfall.
+   slice naming the bottleneck link, its residual and the shortfall. It
+   also gives the slice its mark (1..15): the smallest no admitted slice
+   sharing one of its links holds, so marks are reused where paths do not
+   overlap.
    :func:`~cpn_net.slicing.admission.release` frees a slice.
 3. **Realisation** (:mod:`cpn_net.slicing.realise`):
 
-   * the site switch marks member-to-member traffic with the slice's DSCP,
-     ``(id << 1) | 0x20 | colour``, above the colour flows and in the
+   * the site switch marks member-to-member traffic with the slice's mark
+     in the DSCP, ``(mark << 1) | 0x20 | colour``, above the colour flows and in the
      current colour, so alternate marking keeps counting it; optional
      OpenFlow meters cap the slice at each member site;
    * each router WAN interface runs HTB at the link rate with one class per
      slice (rate = its reservations in that direction, ceil = link rate), a
-     best-effort default class and u32 filters on the traffic class, which
+     best-effort default class and u32 filters on the mark in the traffic class, which
      Linux copies to the outer header of SRv6 packets;
    * each admitted pair's path becomes the slice's SR policy, ending in an
      End.DT6 SID that decapsulates into the slice's own table ``100 + id``

@@ -18,6 +18,15 @@ Path choice per slice kind:
 Then the path is checked against ``max_latency_ms`` (sum of one-way link
 delays) and ``max_loss_pct`` (``1 - prod(1 - loss)`` over its links).
 
+Marks. The switches mark a slice's packets with a 4-bit slice mark (DSCP bits
+1..4, :mod:`cpn_net.slicing.realise`), and the routers' queues tell slices
+apart by it on each WAN interface. The mark only has to be unique among the
+slices sharing a link, so the admitted slice takes the smallest mark 1..15 no
+admitted slice on any of its links holds (first-fit colouring of the graph
+of slices that share a link): any number of slices whose paths do not
+overlap reuse the 15 marks. When every mark is held on the slice's links the
+slice is refused, naming its link with the most slices.
+
 All or nothing: a refusal (:class:`~cpn_net.slicing.errors.SliceRefused`)
 reserves nothing; the function is pure and never changes ``existing``. A
 bandwidth refusal names the bottleneck: the narrowest link of the widest
@@ -48,7 +57,7 @@ cpn_net.slicing.errors.SliceRefused: slice silver refused: no path a->b with 120
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 import networkx as nx
@@ -58,6 +67,9 @@ from cpn_net.slicing.errors import SliceRefused, SlicingError
 from cpn_net.slicing.intents import site_pairs
 from cpn_net.srv6.errors import InfeasiblePath, PathError
 from cpn_net.srv6.paths import Path, best_path, link_key, path_along, residual_capacity
+
+#: Slice marks are 4 DSCP bits: marks 1..15 (0 is "no slice").
+MAX_MARK = 15
 
 _EPSILON_MBPS = 1e-9  # a residual equal to the rate fits despite float noise
 
@@ -78,6 +90,9 @@ class Admission:
     reservations : dict
         ``{link_key(u, v): Mbit/s}`` this slice holds on each link, in each
         direction (the sum over the pairs whose path crosses it).
+    mark : int
+        The slice's mark on the wire (1..:data:`MAX_MARK`), unique among the
+        admitted slices that share a link with it.
     """
 
     slice: str
@@ -85,6 +100,12 @@ class Admission:
     rate_mbps: float
     paths: dict = field(default_factory=dict)
     reservations: dict = field(default_factory=dict)
+    mark: int = 1
+
+    @property
+    def links(self) -> frozenset:
+        """The links (``link_key``) any of the slice's paths crosses."""
+        return frozenset(link_key(u, v) for path in self.paths.values() for u, v in path.links)
 
     def path(self, source: str, target: str) -> Path:
         """The path of the demand ``source -> target``.
@@ -233,8 +254,9 @@ def admit(G: nx.Graph, existing: Mapping[str, Admission], intent: SliceSpec) -> 
     Raises
     ------
     SliceRefused
-        Naming the bottleneck link, its residual and the shortfall, or the
-        path that breaks the latency or loss bound. Nothing is reserved.
+        Naming the bottleneck link, its residual and the shortfall, the
+        path that breaks the latency or loss bound, or the link whose slices
+        hold every mark. Nothing is reserved.
     SlicingError
         If a slice of that name or id is already admitted, or a site is unknown.
     """
@@ -243,7 +265,7 @@ def admit(G: nx.Graph, existing: Mapping[str, Admission], intent: SliceSpec) -> 
     taken = {a.slice_id: a.slice for a in existing.values()}
     if intent.id in taken:
         raise SlicingError(f"slice {intent.name}: id {intent.id} is already used by admitted slice "
-                           f"{taken[intent.id]}; give it a free id 1..15")
+                           f"{taken[intent.id]}; give it a free id")
     try:
         residual = residual_capacity(G, reserved_mbps(existing.values()))
         paths: dict = {}
@@ -259,7 +281,39 @@ def admit(G: nx.Graph, existing: Mapping[str, Admission], intent: SliceSpec) -> 
                 reservations[key] = reservations.get(key, 0.0) + intent.rate_mbps
     except PathError as err:
         raise SlicingError(f"slice {intent.name}: {err}") from err
-    return Admission(intent.name, intent.id, intent.rate_mbps, paths, reservations)
+    admission = Admission(intent.name, intent.id, intent.rate_mbps, paths, reservations)
+    return replace(admission, mark=free_mark(existing.values(), admission))
+
+
+def free_mark(admitted: Iterable[Admission], candidate: Admission) -> int:
+    """The smallest mark no admitted slice sharing a link with ``candidate`` holds.
+
+    Raises
+    ------
+    SliceRefused
+        ``reason="marks"``, naming the candidate's link with the most slices.
+
+    Examples
+    --------
+    >>> ab, bc = Path(("a", "b"), 1.0, 1, None), Path(("b", "c"), 1.0, 1, None)
+    >>> gold = Admission("gold", 1, 1.0, {("a", "b"): ab}, mark=1)
+    >>> free_mark([gold], Admission("bulk", 2, 1.0, {("a", "b"): ab})), \\
+    ...     free_mark([gold], Admission("other", 3, 1.0, {("b", "c"): bc}))
+    (2, 1)
+    """
+    links = candidate.links
+    sharing = [a for a in admitted if a.links & links]
+    held = {a.mark for a in sharing}
+    for mark in range(1, MAX_MARK + 1):
+        if mark not in held:
+            return mark
+    busiest = max(sorted(links), key=lambda k: sum(k in a.links for a in sharing))
+    on_it = sorted(a.slice for a in sharing if busiest in a.links)
+    raise SliceRefused(
+        f"slice {candidate.slice} refused: all {MAX_MARK} slice marks are held by slices sharing its links; "
+        f"link {busiest[0]}-{busiest[1]} alone carries {len(on_it)} ({', '.join(on_it)}); release one of them "
+        "or choose members whose paths avoid that link",
+        slice=candidate.slice, reason="marks", link=busiest)
 
 
 def _residuals(G: nx.Graph, residual_mbps: Mapping | None) -> dict:

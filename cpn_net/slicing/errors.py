@@ -19,10 +19,12 @@ class SliceRefused(SlicingError):
     ----------
     slice : str
         The refused slice's name.
-    reason : {"bandwidth", "latency", "loss", "connectivity"}
-        Which guarantee does not fit.
+    reason : {"bandwidth", "latency", "loss", "connectivity", "marks"}
+        Which guarantee does not fit (``marks``: every slice mark is held on
+        the slice's links).
     link : tuple of str or None
-        The bottleneck link (sorted site pair) when ``reason`` is ``bandwidth``.
+        The bottleneck link (sorted site pair) when ``reason`` is ``bandwidth``;
+        the link with the most slices when it is ``marks``.
     residual_mbps : float or None
         The bottleneck's residual capacity before this slice.
     shortfall_mbps : float or None

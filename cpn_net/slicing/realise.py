@@ -2,11 +2,17 @@
 
 Everything here is a pure builder; the controller's adapters apply the result.
 
-Marking (site switch, OpenFlow 1.3). A slice's id (1..15) travels in DSCP
-bits 1..4 next to the alternate-marking bits of
-:mod:`cpn_net.telemetry.marking` (0x20 monitored, 0x01 colour)::
+Marking (site switch, OpenFlow 1.3). A slice's mark (1..15, chosen at
+admission: unique among the slices sharing a link, reused by slices that do
+not, :func:`cpn_net.slicing.admission.free_mark`) travels in DSCP bits 1..4
+next to the alternate-marking bits of :mod:`cpn_net.telemetry.marking` (0x20
+monitored, 0x01 colour)::
 
-    dscp = (slice_id << 1) | 0x20 | colour        # slice 3, colour 1 -> 0x27
+    dscp = (mark << 1) | 0x20 | colour            # mark 3, colour 1 -> 0x27
+
+The slice id (1..:data:`~cpn_net.model.schema.MAX_SLICE_ID`) names
+everything else of the slice: flow cookies, meters, HTB classes and filters,
+routing tables.
 
 Composition with colouring: colour flows (priority 50, table 0) set
 ``0x20 | colour`` on everything from a host port. Slice flows sit in the
@@ -30,11 +36,11 @@ Queues (router WAN interfaces, Linux HTB). Each WAN interface of a shaped
 link gets an HTB root (class 1:1) at the link rate, so the queue forms at the
 router, where traffic can be told apart, rather than in the link emulator
 behind it. Per slice crossing the interface in that direction, class
-``1:1<id in hex>`` with ``rate`` = the slice's reservations in that direction
+``1:(0x10 + id)`` in hex with ``rate`` = the slice's reservations in that direction
 and ``ceil`` = the link rate (a slice may borrow idle capacity); best effort
 is class 1:2, the default, with the rest of the link (at least 1 kbit, HTB's
 minimum). A u32 filter per slice matches the IPv6 traffic class
-(``ip6 priority``) on the slice and monitored bits under mask 0xf8, so both
+(``ip6 priority``) on the slice's mark and the monitored bit under mask 0xf8, so both
 colours and any ECN match. On seg6 encapsulation Linux copies the inner
 traffic class to the outer header, so the filter sees the mark on SRv6
 packets too.
@@ -61,18 +67,17 @@ from typing import Iterable, Mapping, Sequence
 
 import networkx as nx
 
-from cpn_net.model.schema import MAX_SLICE_ID
 from cpn_net.model.topology import SliceSpec
 from cpn_net.openflow import TABLE_CLASSIFY, TABLE_FORWARD, FlowSpec
-from cpn_net.slicing.admission import Admission
+from cpn_net.slicing.admission import MAX_MARK, Admission
 from cpn_net.slicing.errors import SlicingError
 from cpn_net.srv6.sids import end_dt6_sid
 from cpn_net.telemetry.marking import COLOUR_BIT, ETH_TYPE_IPV6, MONITORED_BIT, PRIORITY_COLOUR
 
 #: Above the colour flows (:data:`cpn_net.telemetry.marking.PRIORITY_COLOUR`), so slice marking wins.
 PRIORITY_SLICE = PRIORITY_COLOUR + 10
-#: Cookie of slice flows: this base ORed with the slice id.
-COOKIE_SLICE = 0xC0DE5100
+#: Cookie of slice flows: this base ORed with the slice id (shown as ``0xc0de51`` and 4 hex digits).
+COOKIE_SLICE = 0xC0DE510000
 #: Routing table of isolated slice ``n`` is ``SLICE_TABLE_BASE + n``.
 SLICE_TABLE_BASE = 100
 MAIN_TABLE = 254
@@ -88,32 +93,32 @@ _QUEUE_MS = 50
 SHAPING_FRACTION = 0.97
 
 
-def slice_dscp(slice_id: int, colour: int) -> int:
-    """The DSCP of a slice's packets in a colour period: ``(id << 1) | 0x20 | colour``.
+def slice_dscp(mark: int, colour: int) -> int:
+    """The DSCP of a slice's packets in a colour period: ``(mark << 1) | 0x20 | colour``.
 
     Raises
     ------
     SlicingError
-        If ``slice_id`` is not 1..15.
+        If ``mark`` is not 1..15.
 
     Examples
     --------
     >>> slice_dscp(1, 0), slice_dscp(15, 1)
     (34, 63)
     """
-    if isinstance(slice_id, bool) or not isinstance(slice_id, int) or not 1 <= slice_id <= MAX_SLICE_ID:
-        raise SlicingError(f"slice id {slice_id!r} must be an int in 1..{MAX_SLICE_ID} (DSCP bits 1..4)")
-    return (slice_id << 1) | MONITORED_BIT | (COLOUR_BIT if colour else 0)
+    if isinstance(mark, bool) or not isinstance(mark, int) or not 1 <= mark <= MAX_MARK:
+        raise SlicingError(f"slice mark {mark!r} must be an int in 1..{MAX_MARK} (DSCP bits 1..4)")
+    return (mark << 1) | MONITORED_BIT | (COLOUR_BIT if colour else 0)
 
 
 def slice_of_dscp(dscp: int) -> int | None:
-    """The slice id a DSCP carries; None for unmonitored or unsliced packets."""
+    """The slice mark a DSCP carries; None for unmonitored or unsliced packets."""
     if dscp & MONITORED_BIT == 0:
         return None
     return ((dscp >> 1) & 0x0F) or None
 
 
-def slice_traffic_class(slice_id: int) -> int:
+def slice_traffic_class(mark: int) -> int:
     """The IPv6 traffic-class value a u32 filter matches under :data:`TRAFFIC_CLASS_SLICE_MASK`.
 
     Examples
@@ -121,7 +126,7 @@ def slice_traffic_class(slice_id: int) -> int:
     >>> hex(slice_traffic_class(1))
     '0x88'
     """
-    return slice_dscp(slice_id, 0) << 2
+    return slice_dscp(mark, 0) << 2
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,8 @@ def _hosts(plan) -> dict:
     return found
 
 
-def classification_flows(plan, slices: Sequence[SliceSpec], colour: int) -> dict[int, list[FlowSpec]]:
+def classification_flows(plan, slices: Sequence[SliceSpec], colour: int,
+                         marks: Mapping[str, int]) -> dict[int, list[FlowSpec]]:
     """Slice marking flows per site switch (datapath id), in the given colour period.
 
     Parameters
@@ -179,6 +185,8 @@ def classification_flows(plan, slices: Sequence[SliceSpec], colour: int) -> dict
         The admitted slices.
     colour : int
         The current alternate-marking colour (0 or 1).
+    marks : mapping
+        ``{slice name: mark}`` from admission (:attr:`Admission.mark`).
 
     Returns
     -------
@@ -189,7 +197,7 @@ def classification_flows(plan, slices: Sequence[SliceSpec], colour: int) -> dict
     Raises
     ------
     SlicingError
-        If a member host is not in the plan.
+        If a member host is not in the plan or a slice has no mark.
     """
     hosts = _hosts(plan)
     flows: dict[int, list[FlowSpec]] = {}
@@ -199,8 +207,11 @@ def classification_flows(plan, slices: Sequence[SliceSpec], colour: int) -> dict
         if missing:
             raise SlicingError(f"slice {spec.name}: host(s) {', '.join(missing)} not in the network plan "
                                f"of {plan.topology}; realise the slice on the topology it was checked against")
+        if spec.name not in marks:
+            raise SlicingError(f"slice {spec.name}: no mark; admit it first (marks are given to "
+                               f"{', '.join(sorted(marks)) or 'no slice'})")
         actions = (("meter", spec.id),) if spec.meter_mbps is not None else ()
-        actions += (("set_field", "ip_dscp", slice_dscp(spec.id, colour)),)
+        actions += (("set_field", "ip_dscp", slice_dscp(marks[spec.name], colour)),)
         for src in spec.hosts:
             dpid, port, src_address, site = hosts[src]
             for dst in spec.hosts:
@@ -238,15 +249,21 @@ def meter_specs(topology, slices: Sequence[SliceSpec]) -> dict[int, list[MeterSp
 
 
 def slice_class(slice_id: int) -> str:
-    """HTB class id of a slice: ``1:1`` followed by the id in hex (``1:11`` .. ``1:1f``)."""
+    """HTB class id of a slice: ``1:`` and ``0x10 + id`` in hex (slice 1 ``1:11``, slice 16 ``1:20``)."""
     return f"1:{0x10 + slice_id:x}"
+
+
+def slice_filter_handle(slice_id: int) -> str:
+    """The u32 filter handle of a slice's class on a WAN interface: ``800::<id in hex>``."""
+    return f"800::{slice_id:x}"
 
 
 def _queue_packets(rate_mbps: float) -> int:
     return max(_MIN_QUEUE_PACKETS, math.ceil(rate_mbps * 1e6 * _QUEUE_MS / 1000 / (1500 * 8)))
 
 
-def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mapping[int, float]) -> list[list[str]]:
+def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mapping[int, float],
+                       marks: Mapping[int, int]) -> list[list[str]]:
     """``tc`` commands giving each slice its guaranteed rate on one router WAN interface.
 
     Parameters
@@ -257,6 +274,8 @@ def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mappi
         The link's rate: the HTB root and every class's ``ceil``.
     slice_rates_mbps : mapping
         ``{slice id: Mbit/s}`` reserved in this direction.
+    marks : mapping
+        ``{slice id: mark}``: the traffic class each slice's filter matches.
 
     Returns
     -------
@@ -265,11 +284,12 @@ def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mappi
     Raises
     ------
     SlicingError
-        If the slices' rates exceed the link rate (admission would not allow it).
+        If the slices' rates exceed the link rate, or two of them hold one
+        mark (admission would allow neither).
 
     Examples
     --------
-    >>> for c in wan_queue_commands("r1-eth1", 50, {1: 20}): print(" ".join(c))
+    >>> for c in wan_queue_commands("r1-eth1", 50, {1: 20}, {1: 1}): print(" ".join(c))
     tc qdisc replace dev r1-eth1 root handle 1: htb default 2
     tc class replace dev r1-eth1 parent 1: classid 1:1 htb rate 48500kbit ceil 48500kbit burst 15000
     tc class replace dev r1-eth1 parent 1:1 classid 1:2 htb rate 28500kbit ceil 48500kbit burst 15000
@@ -285,6 +305,16 @@ def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mappi
         shown = ", ".join(f"slice {sid}: {k}kbit" for sid, k in kbits.items())
         raise SlicingError(f"interface {intf}: slice rates ({shown}) add up to more than the link's "
                            f"{link_kbit}kbit; admit slices through admission control")
+    holders: dict = {}
+    for sid in kbits:
+        if sid not in marks:
+            raise SlicingError(f"interface {intf}: slice {sid} has no mark; admit it through admission control")
+        holders.setdefault(marks[sid], []).append(sid)
+    shared = {m: ids for m, ids in holders.items() if len(ids) > 1}
+    if shared:
+        mark, ids = min(shared.items())
+        raise SlicingError(f"interface {intf}: slices {', '.join(map(str, ids))} share mark {mark} on one link; "
+                           "admit slices through admission control, which gives them distinct marks")
     burst = str(max(_MIN_BURST_BYTES, math.ceil(link_rate_mbps * 1e6 / 8 / 1000)))
     best_effort_kbit = max(1, shaped_kbit - sum(kbits.values()))
     queue = _queue_packets(link_rate_mbps)  # a class may borrow up to the link rate (its ceil)
@@ -306,7 +336,8 @@ def wan_queue_commands(intf: str, link_rate_mbps: float, slice_rates_mbps: Mappi
             ["tc", "qdisc", "replace", *dev, "parent", classid, "handle", classid.split(":")[1] + ":", "pfifo",
              "limit", str(queue)],
             ["tc", "filter", "replace", *dev, "parent", "1:", "protocol", "ipv6", "prio", "1",
-             "handle", f"800::{sid:x}", "u32", "match", "ip6", "priority", hex(slice_traffic_class(sid)),
+             "handle", slice_filter_handle(sid), "u32", "match", "ip6", "priority",
+             hex(slice_traffic_class(marks[sid])),
              hex(TRAFFIC_CLASS_SLICE_MASK), "flowid", classid],
         ]
     return commands
@@ -348,14 +379,16 @@ def queue_commands(G: nx.Graph, interfaces, admissions: Iterable[Admission]) -> 
         ``{(site, ifname): commands}``: run in the router of ``site``.
         Interfaces no slice crosses get the root and best-effort class only.
     """
+    admissions = list(admissions)
     rates = directed_slice_rates(admissions)
+    marks = {a.slice_id: a.mark for a in admissions}
     out: dict = {}
     for a, b, rate in G.edges(data="rate_mbps"):
         if rate is None:
             continue
         for u, v in sorted(((a, b), (b, a)), key=lambda arc: (G.nodes[arc[0]].get("id", 0), str(arc))):
             ifname = interfaces.wan_ifname(u, v)
-            out[(u, ifname)] = wan_queue_commands(ifname, float(rate), rates.get((u, v), {}))
+            out[(u, ifname)] = wan_queue_commands(ifname, float(rate), rates.get((u, v), {}), marks)
     return out
 
 

@@ -15,11 +15,14 @@ no slice):
 * admission: the declared over-subscription and a runtime one are refused,
   naming the bottleneck; the data plane is compared before and after.
 
-Part 2, the flagship (15 sites, 22 links at 100 Mbit/s): time from a slice
-request (``POST /slices``) to the controller's answer (routes, rules, HTB
-classes and tables installed; OpenFlow sent) and to the switches showing the
-slice's flows, for 1 slice, for 15 at once (the most the 4 DSCP slice bits
-carry), and for 50 requests in a row (add, enforce, delete; at most 15 in force).
+Part 2, the flagship (15 sites, 22 links at 100 Mbit/s, 30 hosts): time from
+a slice request (``POST /slices``) to the controller's answer (routes, rules,
+HTB classes and tables installed; OpenFlow sent) and to the switches showing
+the slice's flows, for 1 isolated slice, for 15 isolated slices requested back
+to back (30 hosts make at most 15 disjoint pairs, and a host is in at most one
+isolated slice), for 50 shared slices in force at once (random host pairs; the
+marks they get are recorded), and for 50 requests in a row (add, enforce,
+delete).
 
     sudo .venv/bin/python -m experiments.slices.run [--quick]
 
@@ -42,6 +45,7 @@ import urllib.request
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.slicing.monitor import SloRecorder
+from cpn_net.slicing.realise import COOKIE_SLICE
 from experiments.common import results
 
 SLICES = os.path.join(results.ROOT, "topologies", "slices.yaml")
@@ -49,7 +53,7 @@ FLAGSHIP = os.path.join(results.ROOT, "topologies", "east-data-west-compute.yaml
 U1_1, U1_2, U1_3 = "2001:db8:1::1:1", "2001:db8:1::1:2", "2001:db8:1::1:3"
 K2_1, K2_2, K2_3 = "2001:db8:2::2:1", "2001:db8:2::2:2", "2001:db8:2::2:3"
 GOLD_TC = 0x22 << 2
-MAX_CONCURRENT = 15
+CONCURRENT = ((1, True), (15, True), (50, False))  # (slices at once, isolated)
 
 
 def rest(network, method: str, path: str, body=None):
@@ -192,6 +196,7 @@ def part_enforcement(churn: int, progress) -> dict:
         progress("flagship: booted; timing slice requests")
 
         def pairs(n):
+            """``n`` host pairs at different sites, no host twice (isolated slices need that)."""
             pool = hosts[:]
             rng.shuffle(pool)
             chosen = []
@@ -204,17 +209,23 @@ def part_enforcement(churn: int, progress) -> dict:
                 chosen.append((a.name, b.name))
             return chosen
 
-        def add(name, a, b):
+        def shared_pairs(n):
+            """``n`` distinct host pairs at different sites; hosts may recur (shared slices)."""
+            every = [(a.name, b.name) for a in hosts for b in hosts if a.site != b.site and a.name < b.name]
+            return rng.sample(every, n)
+
+        def add(name, a, b, isolation=True):
             started = time.monotonic()
             code, body = rest(network, "POST", "/slices", {"name": name, "members": [a, b], "rate_mbps": 1,
-                                                          "kind": "latency" if len(name) % 2 else "bulk"})
+                                                          "kind": "latency" if len(name) % 2 else "bulk",
+                                                          "isolation": isolation})
             answered = time.monotonic()
             if code != 201:
                 raise RuntimeError(f"slice {name} was not admitted: {code} {body}")
             return started, answered, body
 
         def on_switches(ids, started):
-            cookies = {f"cookie=0xc0de51{i:02x}" for i in ids}
+            cookies = {f"cookie={COOKIE_SLICE | i:#x}," for i in ids}
             while True:
                 seen = set()
                 for dpid in range(1, 16):
@@ -227,19 +238,24 @@ def part_enforcement(churn: int, progress) -> dict:
                     raise RuntimeError(f"switch flows of {sorted(cookies - seen)} never appeared")
 
         out = {}
-        for count in (1, MAX_CONCURRENT):
-            chosen = pairs(count)
+        for count, isolation in CONCURRENT:
+            chosen = pairs(count) if isolation else shared_pairs(count)
             started = time.monotonic()
-            bodies = [add(f"t{count}-{i}", a, b)[2] for i, (a, b) in enumerate(chosen)]
+            bodies = [add(f"t{count}-{i}", a, b, isolation)[2] for i, (a, b) in enumerate(chosen)]
             answered = time.monotonic() - started
             switches = on_switches([b["id"] for b in bodies], started)
-            out[f"{count}_slices"] = {"slices": count, "all_answered_ms": round(answered * 1000, 1),
+            _code, listed = rest(network, "GET", "/slices")
+            in_force = sum(1 for s in listed if s["state"] == "admitted")
+            out[f"{count}_slices"] = {"slices": count, "isolated": isolation, "in_force": in_force,
+                                      "all_answered_ms": round(answered * 1000, 1),
                                       "all_on_switches_ms": round(switches * 1000, 1),
+                                      "marks_used": len({b["mark"] for b in bodies}),
                                       "controller_enforced_ms": [b["enforced_ms"] for b in bodies]}
             for body in bodies:
                 rest(network, "DELETE", f"/slices/{body['name']}")
-            progress(f"flagship: {count} slice(s): answered in {answered * 1000:.0f} ms, "
-                     f"on the switches in {switches * 1000:.0f} ms")
+            progress(f"flagship: {count} {'isolated' if isolation else 'shared'} slice(s), {in_force} in force: "
+                     f"answered in {answered * 1000:.0f} ms, on the switches in {switches * 1000:.0f} ms, "
+                     f"{out[f'{count}_slices']['marks_used']} marks")
         rows = []
         for i, (a, b) in enumerate(pairs(churn) * (churn // max(1, len(pairs(churn))) + 1)):
             if len(rows) == churn:

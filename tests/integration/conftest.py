@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -92,12 +93,29 @@ def leftovers(plan_nodes: list[dict] | None = None) -> list[str]:
     return found
 
 
+def link_seed() -> int:
+    """The link elements' seed for this boot: ``CPN_TEST_SEED`` if set, else a fresh random one.
+
+    A fixed seed would make every run draw nearly the same stretch of the loss
+    generator (the traffic before a test moves it by only a few hundred frames),
+    so a statistical test would pass or fail together in every run. A fresh seed
+    makes each run an independent sample; the seed is in the status the fixture
+    yields, and failure messages name it so a run can be repeated.
+    """
+    given = os.environ.get("CPN_TEST_SEED")
+    return int(given) if given else random.SystemRandom().randrange(1, 1_000_000)
+
+
 @pytest.fixture(scope="module")
 def tiny_network():
-    """The tiny topology booted detached with the real CLI; torn down with `cpn down`."""
+    """The tiny topology booted detached with the real CLI; torn down with `cpn down`.
+
+    Yields ``cpn status --json`` with ``seed``: the link elements' seed (:func:`link_seed`).
+    """
     assert not leftovers(), f"a previous run left: {leftovers()}"
-    cpn("up", TINY, "--detach")
+    seed = link_seed()
+    cpn("up", TINY, "--detach", "--seed", str(seed))
     try:
-        yield status()
+        yield {**status(), "seed": seed}
     finally:
         cpn("down")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def test_guaranteed_slice_keeps_its_rate_while_the_bulk_slice_floods_the_link(sl
 PROBE = "-m cpn_net.tools.isolation_probe"
 U1_1, U1_2, U1_3 = "2001:db8:1::1:1", "2001:db8:1::1:2", "2001:db8:1::1:3"
 K2_1, K2_2 = "2001:db8:2::2:1", "2001:db8:2::2:2"
-GOLD_TC = 0x22 << 2  # slice 1's DSCP (0x22: slice bits 1, monitored) as a traffic class
+GOLD_TC = 0x22 << 2  # gold's DSCP (0x22: mark 1, the first admitted, and the monitored bit) as a traffic class
 
 
 def _mac(node: str, ifname: str) -> str:
@@ -182,12 +183,20 @@ def test_runtime_slice_add_refusal_and_delete_leave_nothing_partial(slices_netwo
     assert code == 409, body
     assert "a-b" in body["error"] or "a-b" in json.dumps(body), body
     assert _data_plane() == before, "a refused slice left something installed"
+    # id 300: ids name the slice's queue (1:13c) and table (400); the mark on the wire is the
+    # smallest one no slice on link a-b holds (gold 1, bulk 2: silver gets 3)
     code, body = _rest("POST", "/slices", {"name": "silver", "members": ["u1-3", "k2-3"], "rate_mbps": 5,
-                                           "kind": "bulk"})
+                                           "kind": "bulk", "id": 300})
     assert code == 201, body
+    assert body["mark"] == 3 and body["id"] == 300, body
     added = _data_plane()
-    assert "1:13" in added and "table 103" in added, added
+    assert "1:13c" in added and "table 400" in added, added
     print(f"\nruntime slice silver enforced in {body['enforced_ms']} ms (controller side)")
+    ping = in_node("u1-3", "ping -n -c 20 -i 0.02 -W 2 2001:db8:2::2:3", check=False)
+    assert " 0% packet loss" in ping.stdout, ping.stdout
+    shown = in_node("r1", "tc -s class show dev r1-eth1 classid 1:13c").stdout
+    sent = int(re.search(r"Sent \d+ bytes (\d+) pkt", shown).group(1))
+    assert sent >= 20, f"silver's echo requests should be in its class (marked 3 at the switch): {shown}"
     code, _ = _rest("DELETE", "/slices/silver")
     assert code == 200
     assert _data_plane() == before, "deleting a slice left something behind"

@@ -135,7 +135,8 @@ def test_configured_loss_within_binomial_interval(tiny_network):
     result = json.loads(out)["end"]["sum"]
     sent, lost = result["packets"], result["lost_packets"]
     low, high = stats.binomial_interval(sent, link.loss_pct / 100, 0.99)
-    assert low <= lost <= high, f"lost {lost} of {sent}; 99% interval for {link.loss_pct}% is [{low}, {high}]"
+    assert low <= lost <= high, (f"lost {lost} of {sent}; 99% interval for {link.loss_pct}% is [{low}, {high}] "
+                                 f"(link seed {tiny_network['seed']}: CPN_TEST_SEED={tiny_network['seed']} repeats it)")
     after = _element_counters(link.element)["ab"]
     dropped = after["dropped_loss"] - before["dropped_loss"]
     # The element also drops iperf3's TCP control packets at random, so its count may be a little higher.

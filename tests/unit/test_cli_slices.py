@@ -67,9 +67,9 @@ def test_add_sends_only_the_options_given_and_prints_the_slice(running, capsys):
     assert run(GOLD_ARGS) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["slice", "id", "state", "members", "rate_mbps", "max_latency_ms", "max_loss_pct",
+    assert lines[0].split() == ["slice", "id", "mark", "state", "members", "rate_mbps", "max_latency_ms", "max_loss_pct",
                                 "kind", "isolated", "paths"]
-    assert lines[2].split() == ["gold", "1", "admitted", "east,west", "20", "-", "-", "latency", "yes",
+    assert lines[2].split() == ["gold", "1", "1", "admitted", "east,west", "20", "-", "-", "latency", "yes",
                                 "east->west:", "east", ">", "west;", "west->east:", "west", ">", "east"]
     assert lines[3] == "enforced in 0 ms" and err == ""
     sent = running.slices["gold"]
@@ -103,7 +103,7 @@ def test_add_usage_errors_exit_2_without_a_request(running, capsys, argv, words)
     ([*GOLD_ARGS[:4], "east,mars", *GOLD_ARGS[5:]],
      "request: slice.members: no site is named 'mars'; sites: centre, east, west"),
     ([*GOLD_ARGS[:6], "500"], "slice gold refused: no path with 500 Mbit/s; at most 100 Mbit/s fit"),
-    ([*GOLD_ARGS, "--id", "16"], "body.id: 16 must be <= 15 (see SliceRequest in GET /openapi.json)"),
+    ([*GOLD_ARGS, "--id", "4096"], "body.id: 4096 must be <= 4095 (see SliceRequest in GET /openapi.json)"),
     ([*GOLD_ARGS, "--max-loss-pct", "101"],
      "body.max_loss_pct: 101.0 must be <= 100 (see SliceRequest in GET /openapi.json)"),
 ])
@@ -130,7 +130,7 @@ def test_list_empty_then_one_then_json(running, capsys):
     run(GOLD_ARGS)
     capsys.readouterr()
     assert run(["slice", "list"]) == 0
-    assert capsys.readouterr().out.splitlines()[2].split()[:3] == ["gold", "1", "admitted"]
+    assert capsys.readouterr().out.splitlines()[2].split()[:4] == ["gold", "1", "1", "admitted"]
     assert run(["slice", "list", "--json"]) == 0
     assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["gold"]
 

@@ -57,8 +57,8 @@ BAD_CASES = {
                      "'Gold' is not a valid name", "rename it, e.g. 'gold'"),
     "duplicate name": (slices("{" + S + "}", "{name: s, members: [u3-1], rate_mbps: 1}"), "slices[1].name",
                        "'s' is already the name of slices[0]", "give each slice a unique name"),
-    "id zero": (one("id: 0"), "slices[0].id", "0 must be in [1, 15]", "give an id from 1 to 15"),
-    "id sixteen": (one("id: 16"), "slices[0].id", "16 must be in [1, 15]", "DSCP bits 1..4"),
+    "id zero": (one("id: 0"), "slices[0].id", "0 must be in [1, 4095]", "give an id from 1 to 4095"),
+    "id too large": (one("id: 4096"), "slices[0].id", "4096 must be in [1, 4095]", "give an id from 1 to 4095"),
     "id float": (one("id: 2.0"), "slices[0].id", "2.0 is a float, expected an int", "write 2 without the decimal"),
     "duplicate id": (slices("{" + S + ", id: 4}", "{name: t, members: [u3-1], rate_mbps: 1, id: 4}"),
                      "slices[1].id", "4 is already the id of slices[0]", "give each slice a unique id"),
@@ -102,8 +102,8 @@ BAD_CASES = {
         slices("{" + S + "}", "{name: t, members: [k1-1, west], rate_mbps: 1}"), "slices[1].members",
         "host k1-1 is already in the isolated slice s (slices[0]); a host belongs to at most one isolated slice",
         "remove the host from one of the slices, or set isolation: false on one"),
-    "no free id": (slices(*(f"{{name: s{i}, members: [u1-1], rate_mbps: 1, isolation: false}}" for i in range(16))),
-                   "slices[15].id", "no free slice id: ids 1..15 are all taken", "merge slices"),
+    "no free id": (slices(*(f"{{name: s{i}, members: [u1-1], rate_mbps: 1, isolation: false}}" for i in range(4096))),
+                   "slices[4095].id", "no free slice id: ids 1..4095 are all taken", "merge slices"),
 }
 
 

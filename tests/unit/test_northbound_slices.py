@@ -264,9 +264,9 @@ def test_an_admission_refusal_is_409_naming_the_bottleneck(server, service, chan
 
 
 def test_a_slice_the_network_cannot_realise_is_422(server, service, changes):
-    service.fail_with = SlicingError("slice gold: 15 slices are in force, no DSCP id left; delete one first")
+    service.fail_with = SlicingError("slice gold: 4095 slices are in force, no id left; delete one first")
     error = error_of(call(server, "POST", "/slices", GOLD), 422)
-    assert error["message"] == "slice gold: 15 slices are in force, no DSCP id left; delete one first"
+    assert error["message"] == "slice gold: 4095 slices are in force, no id left; delete one first"
     assert error["details"] == {} and service.slices == {} and changes == []
 
 

@@ -15,6 +15,7 @@ from cpn_net.emulation.plan import build_plan
 from cpn_net.model import load_topology
 from cpn_net.slicing.errors import SliceRefused
 from cpn_net.slicing.isolation import PRIORITY_SPOOFED, RULE_BLACKHOLE
+from cpn_net.slicing.realise import PRIORITY_SLICE
 
 TOPO = load_topology("topologies/slices.yaml")
 PLAN = build_plan(TOPO)
@@ -168,3 +169,20 @@ def test_switch_flows_guard_every_host_port_once_an_isolated_slice_exists(servic
     assert RULE_BLACKHOLE  # the router side is checked in test_declared_slices...
     status = service.status(None)
     assert status["slices"]["gold"]["slo"]["pairs"][0]["delay_ms"] is None  # no telemetry: unknown
+
+
+def test_marks_are_given_at_admission_and_freed_on_delete(service, rec):
+    service.start()
+    assert (service.get("gold")["mark"], service.get("bulk")["mark"]) == (1, 2)  # both cross a-b
+    assert service.get("greedy")["mark"] is None
+    assert service.view()["admitted"]["bulk"]["mark"] == 2
+    bulk_dscps = {a[2] for (_, p, m), actions in rec.flows[1].items()
+                  if p == PRIORITY_SLICE and ("ipv6_src", "2001:db8:1::1:2") in m
+                  for a in actions if a[:2] == ("set_field", "ip_dscp")}
+    assert bulk_dscps == {0x24}  # mark 2, colour 0; the id (2) names the queue, the mark the DSCP
+    service.delete("gold")
+    late = service.parse({"name": "late", "members": ["u1-3", "k2-3"], "rate_mbps": 1, "id": 300})
+    added = service.add(late)
+    assert added["mark"] == 1 and added["id"] == 300  # gold's mark is free again; ids are not marks
+    commands = [" ".join(c) for _, cmds in rec.tc for c in cmds]
+    assert any("handle 800::12c u32 match ip6 priority 0x88 0xf8 flowid 1:13c" in c for c in commands)

@@ -6,7 +6,8 @@ import networkx as nx
 import pytest
 
 from cpn_net.model.topology import SliceSpec
-from cpn_net.slicing.admission import Admission, admit, path_loss_pct, release, reserved_mbps, widest_path
+from cpn_net.slicing.admission import (MAX_MARK, Admission, admit, free_mark, path_loss_pct, release, reserved_mbps,
+                                      widest_path)
 from cpn_net.slicing.errors import SliceRefused, SlicingError
 from cpn_net.srv6.paths import link_key, path_along
 
@@ -185,6 +186,62 @@ def test_random_admissions_never_overbook_and_paths_are_valid():
         for key, mbps in reserved_mbps(existing.values()).items():
             assert mbps <= G.edges[key]["rate_mbps"] + 1e-9, key
     assert 0 < refused < 15
+
+
+def test_slices_sharing_a_link_get_distinct_marks_and_disjoint_ones_reuse_them():
+    G = graph()
+    existing = {"gold": admit(G, {}, sl("gold", 1, "ab", 1.0))}  # a-b
+    existing["silver"] = admit(G, existing, sl("silver", 2, "ab", 1.0))  # a-b again
+    existing["far"] = admit(G, existing, sl("far", 3, "cd", 1.0))  # c-d only: shares nothing
+    assert [existing[n].mark for n in ("gold", "silver", "far")] == [1, 2, 1]
+    assert existing["far"].links == {("c", "d")}
+    # a single-site slice crosses no link: mark 1 whatever holds marks elsewhere
+    assert admit(G, existing, sl("local", 4, "a", 1.0)).mark == 1
+    # releasing gold frees mark 1 on a-b
+    assert admit(G, release(existing, "gold"), sl("next", 5, "ab", 1.0)).mark == 1
+
+
+def test_marks_run_out_only_where_fifteen_slices_share_links():
+    G = graph()
+    existing: dict[str, Admission] = {}
+    for i in range(1, MAX_MARK + 1):
+        existing[f"s{i}"] = admit(G, existing, sl(f"s{i}", i, "ab", 1.0))
+    assert sorted(a.mark for a in existing.values()) == list(range(1, MAX_MARK + 1))
+    with pytest.raises(SliceRefused) as refused:
+        admit(G, existing, sl("one-more", 99, "ab", 1.0))
+    err = refused.value
+    assert err.reason == "marks" and err.link == ("a", "b") and err.slice == "one-more"
+    assert str(err).startswith("slice one-more refused: all 15 slice marks are held by slices sharing its links; "
+                               "link a-b alone carries 15 (s1, s10, s11,")
+    # elsewhere the 15 marks are all free again
+    assert admit(G, existing, sl("elsewhere", 100, "cd", 1.0)).mark == 1
+
+
+def test_free_mark_is_first_fit_over_the_slices_on_any_of_its_links():
+    ab, bc = path_along(graph(), ["a", "b"]), path_along(graph(), ["b", "c"])
+    abc = path_along(graph(), ["a", "b", "c"])
+    held = [Admission("x", 1, 1.0, {("a", "b"): ab}, mark=1), Admission("y", 2, 1.0, {("b", "c"): bc}, mark=3)]
+    assert free_mark(held, Admission("z", 3, 1.0, {("a", "c"): abc})) == 2
+    assert free_mark(held, Admission("z", 3, 1.0, {("b", "c"): bc})) == 1
+
+
+def test_fifty_random_slices_on_a_ring_with_chords_never_share_a_mark_on_a_link():
+    rng = random.Random(11)
+    G = nx.cycle_graph(15)
+    G.add_edges_from([(0, 7), (3, 11), (5, 12), (1, 9), (2, 13), (4, 10), (6, 14)])
+    G = nx.relabel_nodes(G, {i: f"s{i}" for i in G})
+    nx.set_node_attributes(G, {f"s{i}": i + 1 for i in range(15)}, "id")
+    nx.set_edge_attributes(G, 5.0, "delay_ms")
+    nx.set_edge_attributes(G, 100.0, "rate_mbps")
+    existing: dict[str, Admission] = {}
+    for i in range(1, 51):
+        members = tuple(rng.sample(sorted(G), 2))
+        existing[f"t{i}"] = admit(G, existing, SliceSpec(f"t{i}", i, members, (), members, 1.0))
+    for a in existing.values():
+        for b in existing.values():
+            if a is not b and a.links & b.links:
+                assert a.mark != b.mark, (a.slice, b.slice)
+    assert max(a.mark for a in existing.values()) <= MAX_MARK
 
 
 def test_widest_path_is_widest_then_fastest():

@@ -11,9 +11,10 @@ from cpn_net.model.topology import SliceSpec
 from cpn_net.openflow import TABLE_CLASSIFY, FakeFlowTable
 from cpn_net.slicing.admission import admit
 from cpn_net.slicing.errors import SlicingError
-from cpn_net.slicing.realise import (PRIORITY_SLICE, SHAPING_FRACTION, classification_flows, decap_tables, directed_slice_rates,
-                                     meter_specs, queue_commands, slice_class, slice_dscp, slice_of_dscp,
-                                     slice_traffic_class, wan_queue_commands)
+from cpn_net.slicing.isolation import COOKIE_GUARD
+from cpn_net.slicing.realise import (COOKIE_SLICE, PRIORITY_SLICE, SHAPING_FRACTION, classification_flows, decap_tables,
+                                     directed_slice_rates, meter_specs, queue_commands, slice_class, slice_dscp,
+                                     slice_filter_handle, slice_of_dscp, slice_traffic_class, wan_queue_commands)
 from cpn_net.srv6.interfaces import InterfacePlan
 from cpn_net.srv6.sids import end_dt6_sid
 from cpn_net.telemetry.marking import PRIORITY_COLOUR, colour_flows, colour_of_dscp
@@ -24,6 +25,8 @@ PLAN = build_plan(TOPO)
 GOLD = SliceSpec("gold", 3, ("u1-1", "west"), ("u1-1", "u3-1", "k3-1"), ("east", "west"), 20.0, meter_mbps=30.0)
 SILVER = SliceSpec("silver", 5, ("east", "centre"), ("u1-1", "k1-1", "u2-1", "k2-1"), ("east", "centre"), 10.0,
                    isolation=False)
+# The marks admission would give (first-fit): not the ids, which name flows, meters and queues.
+MARKS = {"gold": 1, "silver": 2}
 
 
 def address(host):
@@ -35,10 +38,10 @@ def port(host):
     return next(i.port for i in switch.interfaces if i.peer_node == host)
 
 
-def switch_table(site_id, colour, slices=(GOLD, SILVER)):
+def switch_table(site_id, colour, slices=(GOLD, SILVER), marks=MARKS):
     switch = PLAN.node(f"s{site_id}")
     flows = switch_flows(PLAN)[site_id] + colour_flows(switch, colour)
-    flows += classification_flows(PLAN, slices, colour).get(site_id, [])
+    flows += classification_flows(PLAN, slices, colour, marks).get(site_id, [])
     return FakeFlowTable(flows, ports=[i.port for i in switch.interfaces])
 
 
@@ -57,7 +60,7 @@ def marked_dscp(table, pkt):
 def test_member_traffic_gets_the_slice_dscp_in_the_current_colour(colour):
     table = switch_table(1, colour)
     dscp = marked_dscp(table, packet("u1-1", "k3-1"))
-    assert dscp == slice_dscp(3, colour) and slice_of_dscp(dscp) == 3 and colour_of_dscp(dscp) == colour
+    assert dscp == slice_dscp(MARKS["gold"], colour) and slice_of_dscp(dscp) == 1 and colour_of_dscp(dscp) == colour
     assert table.output_ports(**packet("u1-1", "k3-1")) == [1]  # still forwarded to the router
 
 
@@ -73,26 +76,39 @@ def test_non_member_traffic_is_only_coloured(colour):
 
 def test_lower_slice_id_marks_a_pair_two_shared_slices_claim():
     both = SliceSpec("both", 2, ("u1-1", "u2-1"), ("u1-1", "u2-1"), ("east", "centre"), 1.0, isolation=False)
-    table = switch_table(1, 0, (SILVER, both))
-    assert slice_of_dscp(marked_dscp(table, packet("u1-1", "u2-1"))) == 2
-    assert slice_of_dscp(marked_dscp(table, packet("k1-1", "u2-1"))) == 5
+    table = switch_table(1, 0, (SILVER, both), {"silver": 2, "both": 4})
+    assert slice_of_dscp(marked_dscp(table, packet("u1-1", "u2-1"))) == 4  # both: id 2 < silver's 5
+    assert slice_of_dscp(marked_dscp(table, packet("k1-1", "u2-1"))) == 2
 
 
 def test_slice_flows_sit_above_colour_flows_and_meter_first():
-    flows = classification_flows(PLAN, [GOLD], 1)
+    flows = classification_flows(PLAN, [GOLD], 1, {"gold": 7})
     assert sorted(flows) == [1, 3] and PRIORITY_SLICE > PRIORITY_COLOUR
     # u1-1 -> u3-1, k3-1 at east; u3-1 and k3-1 -> u1-1 at west; none within a site
     assert len(flows[1]) == 2 and len(flows[3]) == 2
     for flow in flows[1] + flows[3]:
-        assert flow.actions[0] == ("meter", 3) and flow.actions[1] == ("set_field", "ip_dscp", 0x27)
-        assert flow.priority == PRIORITY_SLICE and flow.goto_table == 1 and flow.cookie & 0xFF == 3
-    assert all(a[0] != "meter" for f in classification_flows(PLAN, [SILVER], 0)[1] for a in f.actions)
+        # the meter and the cookie carry the id (3), the DSCP the mark (7, colour 1: 0x2f)
+        assert flow.actions[0] == ("meter", 3) and flow.actions[1] == ("set_field", "ip_dscp", 0x2F)
+        assert flow.priority == PRIORITY_SLICE and flow.goto_table == 1 and flow.cookie == COOKIE_SLICE | 3
+    assert all(a[0] != "meter" for f in classification_flows(PLAN, [SILVER], 0, MARKS)[1] for a in f.actions)
+
+
+def test_large_slice_ids_keep_distinct_cookies_and_classes():
+    big = SliceSpec("big", 4095, ("u1-1", "u3-1"), ("u1-1", "u3-1"), ("east", "west"), 1.0)
+    flows = classification_flows(PLAN, [big], 0, {"big": 1})
+    assert {f.cookie for f in flows[1]} == {COOKIE_SLICE | 4095} and COOKIE_SLICE | 4095 != COOKIE_GUARD
+    assert slice_class(4095) == "1:100f" and slice_filter_handle(4095) == "800::fff"
 
 
 def test_host_missing_from_the_plan_is_an_error():
     ghost = SliceSpec("g", 1, ("u9-1",), ("u9-1",), ("nowhere",), 1.0)
     with pytest.raises(SlicingError, match=r"slice g: host\(s\) u9-1 not in the network plan of tiny"):
-        classification_flows(PLAN, [ghost], 0)
+        classification_flows(PLAN, [ghost], 0, {"g": 1})
+
+
+def test_a_slice_without_a_mark_is_an_error():
+    with pytest.raises(SlicingError, match="slice gold: no mark; admit it first"):
+        classification_flows(PLAN, [GOLD], 0, {"silver": 2})
 
 
 def test_dscp_layout():
@@ -126,7 +142,8 @@ def htb_rates(commands):
 @pytest.mark.parametrize("slices", [{}, {1: 10.0}, {1: 10.0, 15: 25.5}, {2: 49.0}, {4: 30.0, 5: 20.0}])
 def test_htb_class_rates_add_up_within_the_link_rate(slices):
     shaped = round(50000 * SHAPING_FRACTION)  # the router shapes just below the link rate
-    rates = htb_rates(wan_queue_commands("r1-eth1", 50.0, slices))
+    marks = {sid: n + 1 for n, sid in enumerate(sorted(slices))}
+    rates = htb_rates(wan_queue_commands("r1-eth1", 50.0, slices, marks))
     assert rates.pop("1:1") == (shaped, shaped)
     best_effort = rates.pop("1:2")
     assert {k: r for k, (r, _) in rates.items()} == {slice_class(i): round(m * 1000) for i, m in slices.items()}
@@ -137,25 +154,33 @@ def test_htb_class_rates_add_up_within_the_link_rate(slices):
 
 
 def test_htb_full_booking_leaves_best_effort_htbs_minimum():
-    rates = htb_rates(wan_queue_commands("x", 50.0, {1: 50.0}))
+    rates = htb_rates(wan_queue_commands("x", 50.0, {1: 50.0}, {1: 1}))
     assert rates["1:2"][0] == 1 and rates["1:11"][0] == 50000
 
 
 def test_htb_overbooking_is_refused():
     with pytest.raises(SlicingError, match=r"interface x: slice rates \(slice 1: 30000kbit, slice 2: 30000kbit\) "
                                            r"add up to more than the link's 50000kbit"):
-        wan_queue_commands("x", 50.0, {1: 30.0, 2: 30.0})
+        wan_queue_commands("x", 50.0, {1: 30.0, 2: 30.0}, {1: 1, 2: 2})
 
 
-def test_filters_match_the_slice_bits_of_the_traffic_class():
-    filters = [c for c in wan_queue_commands("x", 50.0, {3: 5.0, 12: 5.0}) if c[1] == "filter"]
-    assert [(c[c.index("priority") + 1], c[c.index("priority") + 2], c[-1]) for c in filters] == [
-        ("0x98", "0xf8", "1:13"), ("0xe0", "0xf8", "1:1c")]
-    for c, sid in zip(filters, (3, 12)):
+def test_two_slices_holding_one_mark_on_an_interface_are_refused():
+    with pytest.raises(SlicingError, match="interface x: slices 4, 9 share mark 2 on one link"):
+        wan_queue_commands("x", 50.0, {4: 1.0, 9: 1.0}, {4: 2, 9: 2})
+    with pytest.raises(SlicingError, match="interface x: slice 9 has no mark"):
+        wan_queue_commands("x", 50.0, {9: 1.0}, {})
+
+
+def test_filters_match_the_mark_bits_of_the_traffic_class():
+    marks = {3: 3, 300: 12}  # slice id -> mark
+    filters = [c for c in wan_queue_commands("x", 50.0, {3: 5.0, 300: 5.0}, marks) if c[1] == "filter"]
+    assert [(c[c.index("handle") + 1], c[c.index("priority") + 1], c[c.index("priority") + 2], c[-1])
+            for c in filters] == [("800::3", "0x98", "0xf8", "1:13"), ("800::12c", "0xe0", "0xf8", "1:13c")]
+    for c, sid in zip(filters, (3, 300)):
         tc_value = int(c[c.index("priority") + 1], 16)
         for colour in (0, 1):
             for ecn in range(4):
-                assert ((slice_dscp(sid, colour) << 2 | ecn) & 0xF8) == tc_value
+                assert ((slice_dscp(marks[sid], colour) << 2 | ecn) & 0xF8) == tc_value
 
 
 def test_queue_commands_per_router_interface_follow_the_reservations():
@@ -171,6 +196,11 @@ def test_queue_commands_per_router_interface_follow_the_reservations():
     east = htb_rates(commands[("east", plan.wan_ifname("east", "centre"))])
     assert east[slice_class(3)][0] == 20000 and east[slice_class(5)][0] == 10000 and east["1:2"][0] == round(50000 * SHAPING_FRACTION) - 30000
     assert directed_slice_rates([gold])[("west", "centre")] == {3: 20.0}
+    # both cross east-centre: distinct marks, and each filter matches its slice's mark
+    assert (gold.mark, silver.mark) == (1, 2)
+    filters = {c[-1]: int(c[c.index("priority") + 1], 16)
+               for c in commands[("east", plan.wan_ifname("east", "centre"))] if c[1] == "filter"}
+    assert filters == {slice_class(3): slice_traffic_class(1), slice_class(5): slice_traffic_class(2)}
 
 
 def test_decap_tables_isolate_and_share():
