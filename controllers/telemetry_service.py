@@ -48,7 +48,8 @@ from cpn_net.srv6.sids import end_x_sid
 from cpn_net.srv6.srh import SegmentRoutingHeader
 from cpn_net.telemetry.errors import TelemetryError
 from cpn_net.telemetry.ioam import build_trace_option, node_timestamp_ns, parse_hop_by_hop, trace_bit
-from cpn_net.telemetry.marking import NFT_TABLE, link_points, nft_ruleset, point_of_counter
+from cpn_net.telemetry.marking import (MAX_SLICE_MARK, NFT_TABLE, link_points, mark_point, nft_ruleset,
+                                      point_of_counter)
 
 LOG = logging.getLogger("cpn.telemetry")
 IOAM_NAMESPACE = 123
@@ -78,6 +79,7 @@ class TelemetryService:
         self.stable: dict[tuple[str, int], tuple[int, int]] = {}  # (point, colour) -> (block, packets)
         self.truth_stable: dict[tuple[str, int], tuple[int, int]] = {}
         self.loss: dict[str, dict] = {}  # directed link -> latest block reading
+        self.mark_loss: dict[str, dict] = {}  # directed link -> {slice mark: latest block reading}
         self.loss_history: collections.deque = collections.deque(maxlen=HISTORY_BLOCKS)
         self.delay_samples: dict[str, collections.deque] = collections.defaultdict(
             lambda: collections.deque(maxlen=2000))
@@ -93,9 +95,10 @@ class TelemetryService:
     # ------------------------------------------------------------ set-up
     def configure_routers(self) -> None:
         """nftables colour counters and IOAM (namespace, node and interface ids) on every router."""
+        wan = {intf for link in self.plan.wan_links for intf in (link.intf_a, link.intf_b)}
         for router in self.plan.nodes_of("router"):
             names = [i.name for i in router.interfaces]
-            run_in(router.name, ["nft", "-f", "-"], stdin=nft_ruleset(names))
+            run_in(router.name, ["nft", "-f", "-"], stdin=nft_ruleset(names, [n for n in names if n in wan]))
             run_in(router.name, ["ip", "ioam", "namespace", "add", str(IOAM_NAMESPACE)], check=False)
             sysctls = [f"net.ipv6.ioam6_id={router.site_id}"]
             for intf in router.interfaces:
@@ -173,6 +176,7 @@ class TelemetryService:
                                             else reading["lost"] == dropped)
                 self.loss[name] = reading
                 self.loss_history.append({"link": name, **reading})
+                self.mark_loss[name] = _mark_readings(block_counts, up, down, index, read_at)
 
     # ------------------------------------------------------------- IOAM
     def _probe_loop(self) -> None:
@@ -284,9 +288,11 @@ class TelemetryService:
                 loss = self.loss.get(name)
                 if loss is not None:
                     loss = {**loss, "age_s": round(now - loss["read_at"], 3)}
+                by_mark = {str(mark): {**reading, "age_s": round(now - reading["read_at"], 3)}
+                           for mark, reading in self.mark_loss.get(name, {}).items()}
                 links.append({"link": name, "from": link.site_a if direction == "ab" else link.site_b,
                               "to": link.site_b if direction == "ab" else link.site_a,
-                              "delay": delay, "loss": loss,
+                              "delay": delay, "loss": loss, "loss_by_mark": by_mark,
                               "ground_truth": {"delay_ms": link.delay_ms, "jitter_ms": link.jitter_ms,
                                                "loss_pct": loss and loss.get("configured_loss_pct")}})
             history = list(self.loss_history)
@@ -311,6 +317,24 @@ def read_router_counters(router: str) -> dict[str, dict[int, int]]:
         if counter:
             point, colour = point_of_counter(counter["name"])
             out.setdefault(point, {})[colour] = counter["packets"]
+    return out
+
+
+def _mark_readings(block_counts: dict, up: str, down: str, index: int, read_at: float) -> dict[int, dict]:
+    """Per slice mark that crossed a link direction in block ``index``: what it sent, what arrived, the loss.
+
+    A mark is a slice on this link (admission gives a mark to one slice per
+    link), so this is the slice's own loss there; marks with nothing counted
+    at either end are left out.
+    """
+    out = {}
+    for mark in range(1, MAX_SLICE_MARK + 1):
+        sent, received = block_counts.get(mark_point(up, mark)), block_counts.get(mark_point(down, mark))
+        if not sent and not received:
+            continue
+        lost = None if sent is None or received is None else sent - received
+        out[mark] = {"block": index, "read_at": read_at, "sent": sent, "received": received, "lost": lost,
+                     "loss_pct": None if lost is None or not sent else round(100.0 * lost / sent, 4)}
     return out
 
 

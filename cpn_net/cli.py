@@ -376,6 +376,9 @@ def format_slices(slices: list[dict]) -> str:
 def format_slice_status(status: dict) -> str:
     """Per slice: state, rate and bounds, then each member-site path with measured delay and loss.
 
+    ``loss_pct`` is the slice's own loss (its mark's counters); ``link_loss_pct``
+    that of all traffic on the path's links.
+
     Values not measured yet (or missing) show as ``-``; every SLO violation is listed at the end.
 
     Examples
@@ -384,11 +387,12 @@ def format_slice_status(status: dict) -> str:
     ...     "name": "gold", "id": 1, "state": "admitted", "rate_mbps": 20.0, "max_latency_ms": 30.0,
     ...     "kind": "latency", "slo": {"pairs": [
     ...         {"from": "east", "to": "west", "path": ["east", "centre", "west"], "delay_ms": 12.5,
-    ...          "loss_pct": 0.0, "delay_ok": True, "loss_ok": None}], "violations": []}}}, "violations": []}))
+    ...          "loss_pct": 0.0, "link_loss_pct": 31.5, "delay_ok": True, "loss_ok": None}],
+    ...          "violations": []}}}, "violations": []}))
     gold (id 1): admitted, 20 Mbit/s, latency; bounds: delay <= 30 ms
-      pair        path                  delay_ms  delay_ok  loss_pct  loss_ok
-      ----------  --------------------  --------  --------  --------  -------
-      east->west  east > centre > west  12.50     yes       0.00      -
+      pair        path                  delay_ms  delay_ok  loss_pct  loss_ok  link_loss_pct
+      ----------  --------------------  --------  --------  --------  -------  -------------
+      east->west  east > centre > west  12.50     yes       0.00      -        31.50
     <BLANKLINE>
     SLO violations: none
     """
@@ -409,8 +413,8 @@ def format_slice_status(status: dict) -> str:
         elif pairs:
             rows = [[f"{p.get('from', '?')}->{p.get('to', '?')}", " > ".join(p.get("path") or []) or "-",
                      _number(p.get("delay_ms")), _yes_no(p.get("delay_ok")), _number(p.get("loss_pct")),
-                     _yes_no(p.get("loss_ok"))] for p in pairs]
-            table = _table(["pair", "path", "delay_ms", "delay_ok", "loss_pct", "loss_ok"], rows)
+                     _yes_no(p.get("loss_ok")), _number(p.get("link_loss_pct"))] for p in pairs]
+            table = _table(["pair", "path", "delay_ms", "delay_ok", "loss_pct", "loss_ok", "link_loss_pct"], rows)
             parts += ["  " + line for line in table.splitlines()]
         else:
             paths = s.get("paths") or {}

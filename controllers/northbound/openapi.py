@@ -409,6 +409,10 @@ def _telemetry_section() -> Section:
                          "description": "From alternate marking: the last block read (index, colour, sent, "
                                         "received, lost, loss_pct, age_s) and the link element's own drop count "
                                         "for that block (truth_dropped, matches_truth)."},
+                "loss_by_mark": {"type": "object", "additionalProperties": {"type": "object"},
+                                 "description": "Per slice mark (\"1\"..\"15\") that crossed this direction in the "
+                                                "last block: block, sent, received, lost, loss_pct, age_s. A mark "
+                                                "belongs to one slice per link, so this is the slice's own loss."},
                 "ground_truth": {"type": "object", "description": "What the emulator was configured with."}}}
     view = {"type": "object", "required": ["period_s", "links"],
             "properties": {"period_s": {"type": "number"}, "epoch": {"type": ["number", "null"]},

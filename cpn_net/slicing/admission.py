@@ -67,9 +67,10 @@ from cpn_net.slicing.errors import SliceRefused, SlicingError
 from cpn_net.slicing.intents import site_pairs
 from cpn_net.srv6.errors import InfeasiblePath, PathError
 from cpn_net.srv6.paths import Path, best_path, link_key, path_along, residual_capacity
+from cpn_net.telemetry.marking import MAX_SLICE_MARK
 
-#: Slice marks are 4 DSCP bits: marks 1..15 (0 is "no slice").
-MAX_MARK = 15
+#: Slice marks are 4 DSCP bits: marks 1..15 (0 is "no slice"; :mod:`cpn_net.telemetry.marking`).
+MAX_MARK = MAX_SLICE_MARK
 
 _EPSILON_MBPS = 1e-9  # a residual equal to the rate fits despite float noise
 

@@ -21,13 +21,20 @@ Per path:
 * ``delay_p99_ms`` — the sum of the per-link 99th percentiles. The links'
   worst one per cent rarely coincide, so this is an *upper bound* on the
   path's p99, not an estimate of it; reported, never checked.
-* ``loss_pct`` — ``100 * (1 - prod(1 - l_i / 100))`` over the path's links,
-  ``l_i`` the loss the link direction measured in its last closed
-  alternate-marking block (``loss.loss_pct``, else ``100 * lost / sent``).
-  It is the loss of *all* traffic on the link direction in that block, not
-  of the slice's own packets. A negative reading (more packets counted
-  downstream than upstream, a counting artefact) counts as 0 in the product,
-  one above 100 as 100. A block with nothing sent measured nothing.
+* ``loss_pct`` — the slice's own loss: ``100 * (1 - prod(1 - l_i / 100))``
+  over the path's links, ``l_i`` the loss of the slice's mark
+  (``Admission.mark``) on the link direction in its last closed
+  alternate-marking block (``loss_by_mark[mark]``: the routers count each
+  mark and colour; admission gives a mark to one slice per link, so that is
+  the slice's packets). A link where the slice sent nothing in that block
+  measured nothing (None).
+* ``link_loss_pct`` — the same product over the loss of *all* traffic on
+  each link direction (``loss``): what the slice's neighbours on the links see.
+
+  In both, ``l_i`` is ``loss_pct``, else ``100 * lost / sent``; a negative
+  reading (more packets counted downstream than upstream, a counting
+  artefact) counts as 0 in the product, one above 100 as 100. A block with
+  nothing sent measured nothing.
 
 A value is None when any link of the path has no reading of that kind, or a
 reading older than ``stale_s`` seconds (its ``age_s``), or one that is not a
@@ -48,17 +55,18 @@ Examples
 >>> adm = Admission("gold", 1, 10.0, {("a", "c"): Path(("a", "b", "c"), 2.0, 2, None),
 ...                                   ("c", "a"): Path(("c", "b", "a"), 2.0, 2, None)})
 >>> spec = SliceSpec("gold", 1, ("a", "c"), ("u1-1", "u3-1"), ("a", "c"), 10.0, max_latency_ms=3.0)
->>> def entry(u, v, delay, loss):
+>>> def entry(u, v, delay, loss, gold_loss):
 ...     return {"link": f"{u}{v}", "from": u, "to": v,
 ...             "delay": {"delay_ms": delay, "delay_p99_ms": delay + 0.5, "samples": 100, "age_s": 0.1},
-...             "loss": {"sent": 1000, "lost": round(10 * loss), "loss_pct": loss, "age_s": 0.7}}
+...             "loss": {"sent": 1000, "lost": round(10 * loss), "loss_pct": loss, "age_s": 0.7},
+...             "loss_by_mark": {"1": {"sent": 100, "lost": round(gold_loss), "loss_pct": gold_loss, "age_s": 0.7}}}
 >>> view = {"period_s": 1.0, "now": 100.0, "links": [
-...     entry("a", "b", 1.0, 0.0), entry("b", "a", 1.0, 0.0),
-...     entry("b", "c", 1.5, 10.0), entry("c", "b", 2.5, 0.0)]}
+...     entry("a", "b", 1.0, 0.0, 0.0), entry("b", "a", 1.0, 0.0, 0.0),
+...     entry("b", "c", 1.5, 10.0, 1.0), entry("c", "b", 2.5, 0.0, 0.0)]}
 >>> status = slo_status({"gold": adm}, {"gold": spec}, view)
->>> [(p["from"], p["to"], p["delay_ms"], p["delay_p99_ms"], p["loss_pct"], p["delay_ok"], p["loss_ok"])
+>>> [(p["from"], p["to"], p["delay_ms"], p["delay_p99_ms"], p["loss_pct"], p["link_loss_pct"], p["delay_ok"])
 ...  for p in status["slices"]["gold"]["pairs"]]
-[('a', 'c', 2.5, 3.5, 10.0, True, None), ('c', 'a', 3.5, 4.5, 0.0, False, None)]
+[('a', 'c', 2.5, 3.5, 1.0, 10.0, True), ('c', 'a', 3.5, 4.5, 0.0, 0.0, False)]
 >>> status["violations"]
 [{'slice': 'gold', 'from': 'c', 'to': 'a', 'what': 'delay', 'measured': 3.5, 'bound': 3.0}]
 >>> rec = SloRecorder()
@@ -97,9 +105,11 @@ def link_readings(telemetry_view: Mapping, *, stale_s: float | None = DEFAULT_ST
     Returns
     -------
     dict
-        ``{(from site, to site): {"delay_ms", "delay_p99_ms", "loss_pct"}}``,
-        each a float or None (missing, stale or not a finite number). When
-        a direction appears twice, the first entry is used.
+        ``{(from site, to site): {"delay_ms", "delay_p99_ms", "loss_pct",
+        "loss_by_mark"}}``, each a float or None (missing, stale or not a
+        finite number), ``loss_by_mark`` ``{mark: float or None}`` for the
+        fresh marks of the view's ``loss_by_mark``. When a direction appears
+        twice, the first entry is used.
 
     Raises
     ------
@@ -111,13 +121,14 @@ def link_readings(telemetry_view: Mapping, *, stale_s: float | None = DEFAULT_ST
     --------
     >>> view = {"links": [{"from": "a", "to": "b",
     ...                    "delay": {"delay_ms": 1.2, "delay_p99_ms": 1.9, "age_s": 9.0},
-    ...                    "loss": {"sent": 200, "lost": 3, "loss_pct": 1.5, "age_s": 0.5}},
+    ...                    "loss": {"sent": 200, "lost": 3, "loss_pct": 1.5, "age_s": 0.5},
+    ...                    "loss_by_mark": {"2": {"sent": 50, "lost": 1, "loss_pct": 2.0, "age_s": 0.5}}},
     ...                   {"from": "b", "to": "a", "delay": None, "loss": {"sent": 0, "lost": 0, "loss_pct": None}}]}
     >>> link_readings(view)
-    {('a', 'b'): {'delay_ms': None, 'delay_p99_ms': None, 'loss_pct': 1.5},
-     ('b', 'a'): {'delay_ms': None, 'delay_p99_ms': None, 'loss_pct': None}}
+    {('a', 'b'): {'delay_ms': None, 'delay_p99_ms': None, 'loss_pct': 1.5, 'loss_by_mark': {2: 2.0}},
+     ('b', 'a'): {'delay_ms': None, 'delay_p99_ms': None, 'loss_pct': None, 'loss_by_mark': {}}}
     >>> link_readings(view, stale_s=None)[("a", "b")]
-    {'delay_ms': 1.2, 'delay_p99_ms': 1.9, 'loss_pct': 1.5}
+    {'delay_ms': 1.2, 'delay_p99_ms': 1.9, 'loss_pct': 1.5, 'loss_by_mark': {2: 2.0}}
     """
     stale_s = _check_stale(stale_s)
     links = telemetry_view.get("links") if isinstance(telemetry_view, Mapping) else None
@@ -134,9 +145,16 @@ def link_readings(telemetry_view: Mapping, *, stale_s: float | None = DEFAULT_ST
             continue
         delay = _fresh(item.get("delay"), stale_s)
         loss = _fresh(item.get("loss"), stale_s)
+        by_mark = item.get("loss_by_mark")
+        marks = {}
+        for mark, reading in (by_mark.items() if isinstance(by_mark, Mapping) else ()):
+            reading = _fresh(reading, stale_s)
+            if reading is not None and str(mark).isdigit():
+                marks[int(mark)] = _block_loss_pct(reading)
         out[key] = {"delay_ms": _number(delay.get("delay_ms")) if delay else None,
                     "delay_p99_ms": _number(delay.get("delay_p99_ms")) if delay else None,
-                    "loss_pct": _block_loss_pct(loss) if loss else None}
+                    "loss_pct": _block_loss_pct(loss) if loss else None,
+                    "loss_by_mark": marks}
     return out
 
 
@@ -165,7 +183,9 @@ def slo_status(admissions: Mapping, specs: Mapping, telemetry_view: Mapping, *,
         "violations": [...]}``, slices in name order. Each pair is ``{"from",
         "to", "path"`` (list of sites), ``"delay_ms"`` (sum of per-link
         medians), ``"delay_p99_ms"`` (sum of per-link p99s: an upper bound on
-        the path's p99), ``"loss_pct"`` (``1 - prod(1 - l_i)`` in per cent),
+        the path's p99), ``"loss_pct"`` (the slice's own: ``1 - prod(1 -
+        l_i)`` in per cent over its mark's loss per link), ``"link_loss_pct"``
+        (the same over all traffic on each link),
         ``"max_latency_ms", "max_loss_pct"`` (the bounds), ``"delay_ok",
         "loss_ok"}`` (bool, or None when there is no bound or no
         measurement). Each violation is ``{"slice", "from", "to", "what"``
@@ -191,7 +211,7 @@ def slo_status(admissions: Mapping, specs: Mapping, telemetry_view: Mapping, *,
     >>> out = slo_status({"best": adm}, {}, view)
     >>> out["slices"]["best"]["pairs"][0]
     {'from': 'a', 'to': 'b', 'path': ['a', 'b'], 'delay_ms': 1.25, 'delay_p99_ms': 2.0, 'loss_pct': None,
-     'max_latency_ms': None, 'max_loss_pct': None, 'delay_ok': None, 'loss_ok': None}
+     'link_loss_pct': None, 'max_latency_ms': None, 'max_loss_pct': None, 'delay_ok': None, 'loss_ok': None}
     >>> out["slices"]["best"]["pairs"][1]["delay_ms"] is None, out["violations"]
     (True, [])
     """
@@ -209,11 +229,12 @@ def slo_status(admissions: Mapping, specs: Mapping, telemetry_view: Mapping, *,
             found = [readings.get(link) for link in zip(sites, sites[1:])]
             delay = _path_sum([r and r["delay_ms"] for r in found])
             p99 = _path_sum([r and r["delay_p99_ms"] for r in found])
-            loss = _path_loss([r and r["loss_pct"] for r in found])
+            loss = _path_loss([r and r["loss_by_mark"].get(admission.mark) for r in found])
+            link_loss = _path_loss([r and r["loss_pct"] for r in found])
             delay_ok = _within(delay, max_latency)
             loss_ok = _within(loss, max_loss)
             pairs.append({"from": source, "to": target, "path": sites,
-                          "delay_ms": delay, "delay_p99_ms": p99, "loss_pct": loss,
+                          "delay_ms": delay, "delay_p99_ms": p99, "loss_pct": loss, "link_loss_pct": link_loss,
                           "max_latency_ms": max_latency, "max_loss_pct": max_loss,
                           "delay_ok": delay_ok, "loss_ok": loss_ok})
             for what, ok, measured, bound in (("delay", delay_ok, delay, max_latency),

@@ -130,8 +130,24 @@ def test_latency_slice_keeps_its_delay_bound_while_bulk_saturates_the_link(slice
     # The round trip bounds the one-way delay from above (the return path is idle).
     assert p99["gold"] <= 10.0, f"gold RTT p99 {p99['gold']:.2f} ms exceeds the slice's 10 ms bound"
     assert p99["bulk"] > 2 * p99["gold"], "the flood did not load the bulk slice's queue: nothing was proven"
+    # SLO monitoring counts each slice's own packets (its mark): the flood's loss is bulk's, not gold's
+    flooded = wait_until(lambda: _a_to_b_loss(("gold", "bulk")), 5, "a block with gold's pings and the flood")
+    print(f"a->b loss in the last block: {flooded}")
+    assert flooded["gold"]["link_loss_pct"] >= 10, f"the flood should overflow the link: {flooded}"
+    assert flooded["gold"]["loss_pct"] <= 1.0, f"gold is charged with loss it did not have: {flooded}"
+    assert flooded["bulk"]["loss_pct"] >= 10, f"bulk's own loss should show the flood: {flooded}"
     wait_until(lambda: os.path.getsize(tmp_path / "bulk.json") > 100 if os.path.exists(tmp_path / "bulk.json")
                else False, 30, "the bulk flood to finish")
+
+
+def _a_to_b_loss(names) -> dict | None:
+    """``{slice: a->b pair of GET /slice-status}`` once every slice's own a->b loss is measured."""
+    _code, body = _rest("GET", "/slice-status")
+    found = {name: next(p for p in body["slices"][name]["slo"]["pairs"] if (p["from"], p["to"]) == ("a", "b"))
+             for name in names}
+    if any(p["loss_pct"] is None or p["link_loss_pct"] is None for p in found.values()):
+        return None
+    return {name: {k: p[k] for k in ("loss_pct", "link_loss_pct")} for name, p in found.items()}
 
 
 def _ping(node: str, address: str) -> subprocess.Popen:

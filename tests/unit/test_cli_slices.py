@@ -18,7 +18,7 @@ STATUS = {
                  "max_loss_pct": 1.0, "kind": "latency", "paths": {"east->west": ["east", "centre", "west"]},
                  "slo": {"pairs": [
                      {"from": "east", "to": "west", "path": ["east", "centre", "west"], "delay_ms": 35.25,
-                      "loss_pct": 0.5, "delay_ok": False, "loss_ok": True},
+                      "loss_pct": 0.5, "link_loss_pct": 12.0, "delay_ok": False, "loss_ok": True},
                      {"from": "west", "to": "east", "path": ["west", "east"], "delay_ms": None, "loss_pct": None,
                       "delay_ok": None, "loss_ok": None}],
                      "violations": ["gold east->west: delay 35.25 ms > 30 ms"]}},
@@ -155,9 +155,10 @@ def test_status_prints_each_slice_with_measured_values_against_bounds(running, m
     assert run(["slice", "status"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "gold (id 1): admitted, 20 Mbit/s, latency; bounds: delay <= 30 ms, loss <= 1 %"
-    assert lines[1].split() == ["pair", "path", "delay_ms", "delay_ok", "loss_pct", "loss_ok"]
-    assert lines[3].split() == ["east->west", "east", ">", "centre", ">", "west", "35.25", "no", "0.50", "yes"]
-    assert lines[4].split() == ["west->east", "west", ">", "east", "-", "-", "-", "-"]
+    assert lines[1].split() == ["pair", "path", "delay_ms", "delay_ok", "loss_pct", "loss_ok", "link_loss_pct"]
+    assert lines[3].split() == ["east->west", "east", ">", "centre", ">", "west", "35.25", "no", "0.50", "yes",
+                                "12.00"]
+    assert lines[4].split() == ["west->east", "west", ">", "east", "-", "-", "-", "-", "-"]
     assert lines[5:7] == ["bulk (id 2): admitted, 5 Mbit/s, bulk; bounds: none",
                           "  centre->west: centre > west (not measured yet)"]
     assert lines[7:9] == ["greedy: refused, 500 Mbit/s, bulk; bounds: none",
@@ -194,8 +195,9 @@ def test_status_of_the_fake_api_and_a_controller_without_slicing(running, monkey
     ({"slices": {"x": {}}}, ["x: ?, rate ?, ?; bounds: none", "  no paths measured yet", "",
                              "SLO violations: none"]),
     ({"slices": {"x": {"state": "admitted", "slo": {"pairs": [{}], "violations": [{"pair": "a->b"}]}}}},
-     ["x: admitted, rate ?, ?; bounds: none", "  pair  path  delay_ms  delay_ok  loss_pct  loss_ok",
-      "  ----  ----  --------  --------  --------  -------", "  ?->?  -     -         -         -         -", "",
+     ["x: admitted, rate ?, ?; bounds: none", "  pair  path  delay_ms  delay_ok  loss_pct  loss_ok  link_loss_pct",
+      "  ----  ----  --------  --------  --------  -------  -------------",
+      "  ?->?  -     -         -         -         -        -", "",
       "SLO violations: 1", '  {"pair": "a->b"}']),
     ({"slices": {"x": {"state": "refused"}}, "violations": [{"message": "x: loss 3 % > 1 %"}]},
      ["x: refused, rate ?, ?; bounds: none", "  refused: ?", "", "SLO violations: 1", "  x: loss 3 % > 1 %"]),

@@ -26,14 +26,22 @@ def adm(name, sid, *paths):
     return Admission(name, sid, 10.0, out)
 
 
-def entry(u, v, delay=None, p99=None, loss=None, *, delay_age=0.1, loss_age=0.6, sent=1000):
+def _loss_block(loss, sent, age):
+    return {"block": 7, "colour": 1, "read_at": 99.0, "sent": sent, "received": sent - round(sent * loss / 100),
+            "lost": round(sent * loss / 100), "loss_pct": loss if sent else None, "age_s": age}
+
+
+def entry(u, v, delay=None, p99=None, loss=None, *, delay_age=0.1, loss_age=0.6, sent=1000, marks=None):
+    """One link direction; ``marks`` ``{mark: loss %}`` (default: mark 1 losing what the link loses)."""
     delay_block = None if delay is None else {
         "delay_ms": delay, "delay_mean_ms": delay, "delay_p99_ms": delay + 1.0 if p99 is None else p99,
         "jitter_ms": 0.0, "samples": 100, "window_s": 10.0, "age_s": delay_age}
-    loss_block = None if loss is None else {
-        "block": 7, "colour": 1, "read_at": 99.0, "sent": sent, "received": sent - round(sent * loss / 100),
-        "lost": round(sent * loss / 100), "loss_pct": loss if sent else None, "age_s": loss_age}
-    return {"link": f"{u}-{v}", "from": u, "to": v, "delay": delay_block, "loss": loss_block}
+    loss_block = None if loss is None else _loss_block(loss, sent, loss_age)
+    if marks is None:
+        marks = {} if loss is None or not sent else {1: loss}
+    by_mark = {str(m): _loss_block(pct, sent, loss_age) for m, pct in marks.items()}
+    return {"link": f"{u}-{v}", "from": u, "to": v, "delay": delay_block, "loss": loss_block,
+            "loss_by_mark": by_mark}
 
 
 def view(*entries):
@@ -57,6 +65,24 @@ def test_multi_hop_path_sums_delays_and_p99s_and_composes_loss():
     assert p["delay_p99_ms"] == 5.25
     assert p["loss_pct"] == pytest.approx(100 * (1 - 0.99 * 0.98))
     assert p["loss_pct"] == 2.98
+
+
+def test_slice_loss_is_its_marks_loss_and_link_loss_is_everyones():
+    # the link loses 60 % (a flood of another slice), the slice's mark 2 loses 0.5 %
+    v = view(entry("a", "b", 1.0, loss=60.0, marks={2: 0.5, 3: 70.0}), entry("b", "a", 1.0, loss=0.0, marks={}))
+    status = slo_status({"s": Admission("s", 9, 1.0, adm("s", 9, "ab").paths, mark=2)},
+                        {"s": spec("s", 9, "ab", max_loss_pct=1.0)}, v)
+    forward, backward = pair(status, "s", "a", "b"), pair(status, "s", "b", "a")
+    assert (forward["loss_pct"], forward["link_loss_pct"], forward["loss_ok"]) == (0.5, 60.0, True)
+    # nothing of the slice crossed b->a in the block: its own loss is unmeasured, not 0
+    assert (backward["loss_pct"], backward["link_loss_pct"], backward["loss_ok"]) == (None, 0.0, None)
+    assert status["violations"] == []
+
+
+def test_stale_mark_readings_count_as_missing():
+    v = view(entry("a", "b", 1.0, loss=1.0, loss_age=DEFAULT_STALE_S + 1), entry("b", "a", 1.0, loss=0.0))
+    readings = link_readings(v)
+    assert readings[("a", "b")]["loss_by_mark"] == {} and readings[("b", "a")]["loss_by_mark"] == {1: 0.0}
 
 
 def test_reverse_direction_reads_the_reverse_link_entries():
@@ -98,8 +124,9 @@ def test_loss_falls_back_to_lost_over_sent_and_ignores_empty_blocks():
     # a negative reading (counting artefact) counts as no loss on the path, never as a gain
     status = slo_status({"s": adm("s", 1, "abc")}, {}, view(
         entry("a", "b", 1.0, loss=1.0), {"from": "b", "to": "c", "delay": None,
-                                         "loss": {"sent": 10, "lost": -1, "loss_pct": -10.0, "age_s": 0.5}}))
-    assert pair(status, "s", "a", "c")["loss_pct"] == 1.0
+                                         "loss": {"sent": 10, "lost": -1, "loss_pct": -10.0, "age_s": 0.5},
+                                         "loss_by_mark": {"1": {"sent": 10, "lost": -1, "age_s": 0.5}}}))
+    assert pair(status, "s", "a", "c")["loss_pct"] == 1.0 == pair(status, "s", "a", "c")["link_loss_pct"]
 
 
 def test_one_site_path_measures_zero():
@@ -155,8 +182,11 @@ def test_non_numeric_values_count_as_missing():
     bad["delay"]["delay_ms"] = float("nan")
     bad["loss"]["loss_pct"] = "0"
     bad["loss"]["sent"] = None
+    bad["loss_by_mark"]["1"]["loss_pct"] = "0"
+    bad["loss_by_mark"]["1"]["sent"] = None
+    bad["loss_by_mark"]["x"] = {"sent": 1, "lost": 0}  # not a mark: ignored
     readings = link_readings(view(bad))
-    assert readings[("a", "b")] == {"delay_ms": None, "delay_p99_ms": 2.0, "loss_pct": None}
+    assert readings[("a", "b")] == {"delay_ms": None, "delay_p99_ms": 2.0, "loss_pct": None, "loss_by_mark": {1: None}}
 
 
 def test_first_entry_of_a_direction_wins():
