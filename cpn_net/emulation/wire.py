@@ -319,6 +319,21 @@ def _socket_stats(sock: socket.socket) -> dict:
 request = unixctl.request  # the CLI, the emulator and the controller talk to elements through it
 
 
+#: Scheduling niceness of an element. Its frames leave on a timer; under CPU contention
+#: (2 cores shared with userspace OVS, the controller and the traffic) a late wake-up is
+#: extra delay no link was configured with. On the 5 ms link of the tiny topology, router
+#: to router, 3,000 pings at 100/s: RTT p99 12.9 -> 11.4 ms and p99.9 16.5 -> 13.5 ms with
+#: nice -10 (p50 10.1 both). Not real-time: a flooded element must not starve the rest.
+ELEMENT_NICE = -10
+
+
+def _raise_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, ELEMENT_NICE)
+    except OSError:
+        pass  # not root: run at the default priority
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", required=True, help="interface towards the first router")
@@ -330,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     settings = WireSettings(args.delay_ms, args.jitter_ms, args.loss_pct)
+    _raise_priority()
     wire = Wire(args.a, args.b, args.control, settings, args.seed)
 
     def stop(_signum, _frame):

@@ -6,7 +6,8 @@ u1-2<->k2-2, greedy asks 15 Mbit/s and must be refused; u1-3 and k2-3 are in
 no slice):
 
 * guarantee: bulk floods the link with 30 Mbit/s UDP; gold's TCP (iperf3) rate;
-* latency: pings (50/s) of gold, bulk and the unsliced host during the flood;
+* latency: pings (50/s) of gold, bulk and the unsliced host during the flood,
+  and gold's one-way delay (100 timestamped packets/s; the bound is one way);
 * SLO monitoring: ``GET /slice-status`` every second during the flood, recorded
   (:class:`cpn_net.slicing.monitor.SloRecorder`);
 * isolation: packets from other tenants' hosts to gold's k2-1 with a spoofed
@@ -38,6 +39,8 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -46,6 +49,7 @@ from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.slicing.monitor import SloRecorder
 from cpn_net.slicing.realise import COOKIE_SLICE
+from cpn_net.tools.measure import measure_flow
 from experiments.common import results
 
 SLICES = os.path.join(results.ROOT, "topologies", "slices.yaml")
@@ -122,12 +126,20 @@ def part_slices(flood_s: float, progress) -> dict:
                 snapshots.append(status)
                 time.sleep(1.0)
 
-        # First half: latency (pings only: gold carries no bulk traffic of its own meanwhile).
+        # First half: latency (pings, and gold's own timestamped packets for the one-way bound:
+        # gold carries no bulk traffic of its own meanwhile).
         ping_count = int((half - 1) * 50)
         pings = {name: ping_rtts(network, node, address, ping_count)
                  for name, (node, address) in {"gold": ("u1-1", K2_1), "bulk": ("u1-2", K2_2),
                                                "no_slice": ("u1-3", K2_3)}.items()}
-        monitor(half)
+        one_way: dict = {}
+        with tempfile.TemporaryDirectory() as workdir:
+            flow = threading.Thread(target=lambda: one_way.update(measure_flow(
+                lambda node, argv, **kw: network.node(node).popen(argv, **kw), "u1-1", "k2-1", K2_1,
+                rate_pps=100, duration_s=max(2.0, half - 2), workdir=workdir, port=5998)))
+            flow.start()
+            monitor(half)
+            flow.join()
         rtts = {name: rtts_of(proc) for name, proc in pings.items()}
         # Second half: gold's guarantee (TCP as fast as it can) under the same flood.
         gold_tcp = network.node("u1-1").popen(["iperf3", "-c", K2_1, "-p", "5401", "-t", str(max(3, int(half - 1))),
@@ -138,6 +150,8 @@ def part_slices(flood_s: float, progress) -> dict:
         latency = {name: {"sent": ping_count, "answered": len(v),
                           "rtt_p50_ms": statistics.median(v) if v else None, "rtt_p99_ms": percentile(v, 99),
                           "rtt_max_ms": max(v) if v else None} for name, v in rtts.items()}
+        latency["gold"]["one_way"] = {"sent": one_way.get("sent"), "lost": one_way.get("lost"),
+                                      **{f"{k[:-3]}_ms": v for k, v in (one_way.get("delay_ms") or {}).items()}}
         progress("slices: isolation attempts")
         isolation = attempt_isolation(network)
         progress("slices: admission")

@@ -76,7 +76,9 @@ def test_slices_quick_proves_guarantee_latency_isolation_admission_and_times_enf
         result = json.load(handle)
     part = result["slices_topology"]
     assert part["guarantee"]["gold_tcp_mbps"] >= 9.5
-    assert part["latency"]["gold"]["rtt_p99_ms"] <= 10.0 < part["latency"]["bulk"]["rtt_p99_ms"]
+    gold = part["latency"]["gold"]
+    assert gold["one_way"]["p99_ms"] <= 10.0 < part["latency"]["bulk"]["rtt_p99_ms"], part["latency"]
+    assert gold["one_way"]["lost"] <= 0.01 * gold["one_way"]["sent"], gold
     delivered = {k: v["delivered"] for k, v in part["isolation"].items()}
     assert delivered.pop("control") == 20 and set(delivered.values()) == {0}, delivered
     assert part["admission"]["runtime_status"] == 409 and part["admission"]["data_plane_unchanged_after_refusal"]
