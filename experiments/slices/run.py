@@ -128,17 +128,18 @@ def part_slices(flood_s: float, progress) -> dict:
 
         # First half: latency (pings, and gold's own timestamped packets for the one-way bound:
         # gold carries no bulk traffic of its own meanwhile).
-        ping_count = int((half - 1) * 50)
-        pings = {name: ping_rtts(network, node, address, ping_count)
-                 for name, (node, address) in {"gold": ("u1-1", K2_1), "bulk": ("u1-2", K2_2),
-                                               "no_slice": ("u1-3", K2_3)}.items()}
         one_way: dict = {}
         with tempfile.TemporaryDirectory() as workdir:
             flow = threading.Thread(target=lambda: one_way.update(measure_flow(
                 lambda node, argv, **kw: network.node(node).popen(argv, **kw), "u1-1", "k2-1", K2_1,
                 rate_pps=100, duration_s=max(2.0, half - 2), workdir=workdir, port=5998)))
             flow.start()
-            monitor(half)
+            monitor(1.0)  # the flow's two Python processes start up before the pings begin
+            ping_count = int((half - 2) * 50)
+            pings = {name: ping_rtts(network, node, address, ping_count)
+                     for name, (node, address) in {"gold": ("u1-1", K2_1), "bulk": ("u1-2", K2_2),
+                                                   "no_slice": ("u1-3", K2_3)}.items()}
+            monitor(half - 1)
             flow.join()
         rtts = {name: rtts_of(proc) for name, proc in pings.items()}
         # Second half: gold's guarantee (TCP as fast as it can) under the same flood.
