@@ -46,6 +46,7 @@ from cpn_net import stats
 from cpn_net.emulation import wire
 from cpn_net.srv6.sids import end_x_sid
 from cpn_net.srv6.srh import SegmentRoutingHeader
+from cpn_net.telemetry.altmark import hop_loss
 from cpn_net.telemetry.errors import TelemetryError
 from cpn_net.telemetry.ioam import build_trace_option, node_timestamp_ns, parse_hop_by_hop, trace_bit
 from cpn_net.telemetry.marking import (MAX_SLICE_MARK, NFT_TABLE, link_points, mark_point, nft_ruleset,
@@ -165,13 +166,10 @@ class TelemetryService:
                 settings = truth.get(f"{link.element}:settings") or {}
                 reading = {"block": index, "colour": colour, "read_at": read_at,
                            "upstream_point": up, "downstream_point": down,
-                           "sent": sent, "received": received,
-                           "lost": None if sent is None or received is None else sent - received,
+                           **_loss_fields(up, down, sent, received),
                            "truth_dropped": dropped,
                            "configured_loss_pct": settings.get("loss_pct"),
                            "configured_down": settings.get("down")}
-                reading["loss_pct"] = (None if reading["lost"] is None or not sent
-                                       else round(100.0 * reading["lost"] / sent, 4))
                 reading["matches_truth"] = (None if reading["lost"] is None or dropped is None
                                             else reading["lost"] == dropped)
                 self.loss[name] = reading
@@ -329,13 +327,19 @@ def _mark_readings(block_counts: dict, up: str, down: str, index: int, read_at: 
     """
     out = {}
     for mark in range(1, MAX_SLICE_MARK + 1):
-        sent, received = block_counts.get(mark_point(up, mark)), block_counts.get(mark_point(down, mark))
+        up_mark, down_mark = mark_point(up, mark), mark_point(down, mark)
+        sent, received = block_counts.get(up_mark), block_counts.get(down_mark)
         if not sent and not received:
             continue
-        lost = None if sent is None or received is None else sent - received
-        out[mark] = {"block": index, "read_at": read_at, "sent": sent, "received": received, "lost": lost,
-                     "loss_pct": None if lost is None or not sent else round(100.0 * lost / sent, 4)}
+        out[mark] = {"block": index, "read_at": read_at, **_loss_fields(up_mark, down_mark, sent, received)}
     return out
+
+
+def _loss_fields(up: str, down: str, sent: int | None, received: int | None) -> dict:
+    """``sent``, ``received``, ``lost`` and ``loss_pct`` (4 decimals) of one block on one hop."""
+    hop = hop_loss(up, down, sent, received)
+    return {"sent": sent, "received": received, "lost": hop.lost_packets,
+            "loss_pct": None if hop.loss_pct is None else round(hop.loss_pct, 4)}
 
 
 def _block_deltas(stable: dict, counters: dict, colour: int, index: int) -> dict[str, int]:

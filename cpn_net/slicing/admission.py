@@ -303,13 +303,13 @@ def free_mark(admitted: Iterable[Admission], candidate: Admission) -> int:
     (2, 1)
     """
     links = candidate.links
-    sharing = [a for a in admitted if a.links & links]
-    held = {a.mark for a in sharing}
+    sharing = [(a, theirs) for a in admitted if (theirs := a.links) & links]
+    held = {a.mark for a, _ in sharing}
     for mark in range(1, MAX_MARK + 1):
         if mark not in held:
             return mark
-    busiest = max(sorted(links), key=lambda k: sum(k in a.links for a in sharing))
-    on_it = sorted(a.slice for a in sharing if busiest in a.links)
+    busiest = max(sorted(links), key=lambda k: sum(k in theirs for _, theirs in sharing))
+    on_it = sorted(a.slice for a, theirs in sharing if busiest in theirs)
     raise SliceRefused(
         f"slice {candidate.slice} refused: all {MAX_MARK} slice marks are held by slices sharing its links; "
         f"link {busiest[0]}-{busiest[1]} alone carries {len(on_it)} ({', '.join(on_it)}); release one of them "

@@ -72,7 +72,7 @@ from cpn_net.openflow import TABLE_CLASSIFY, TABLE_FORWARD, FlowSpec
 from cpn_net.slicing.admission import MAX_MARK, Admission
 from cpn_net.slicing.errors import SlicingError
 from cpn_net.srv6.sids import end_dt6_sid
-from cpn_net.telemetry.marking import COLOUR_BIT, ETH_TYPE_IPV6, MONITORED_BIT, PRIORITY_COLOUR
+from cpn_net.telemetry.marking import ETH_TYPE_IPV6, MONITORED_BIT, PRIORITY_COLOUR, mark_dscp
 
 #: Above the colour flows (:data:`cpn_net.telemetry.marking.PRIORITY_COLOUR`), so slice marking wins.
 PRIORITY_SLICE = PRIORITY_COLOUR + 10
@@ -108,7 +108,7 @@ def slice_dscp(mark: int, colour: int) -> int:
     """
     if isinstance(mark, bool) or not isinstance(mark, int) or not 1 <= mark <= MAX_MARK:
         raise SlicingError(f"slice mark {mark!r} must be an int in 1..{MAX_MARK} (DSCP bits 1..4)")
-    return (mark << 1) | MONITORED_BIT | (COLOUR_BIT if colour else 0)
+    return mark_dscp(mark, colour)
 
 
 def slice_of_dscp(dscp: int) -> int | None:

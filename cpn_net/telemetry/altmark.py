@@ -513,7 +513,12 @@ class HopLoss:
     upstream_packets: int | None = None
 
 
-def _hop(upstream: str, downstream: str, sent: int | None, received: int | None) -> HopLoss:
+def hop_loss(upstream: str, downstream: str, sent: int | None, received: int | None) -> HopLoss:
+    """The loss between two points from what each counted in one block (see :class:`HopLoss`).
+
+    >>> hop_loss("r1-eth1:out", "r2-eth1:in", 200, 197).loss_pct
+    1.5
+    """
     if sent is None or received is None:
         return HopLoss(upstream, downstream, None, None, sent)
     lost = sent - received
@@ -563,7 +568,7 @@ def per_hop_loss(path_points: Sequence[str], block_counts: Mapping[str, int | No
             f"block_counts has no entry for point(s) {missing}; give None for an invalid count"
         )
     return [
-        _hop(up, down, block_counts[up], block_counts[down])
+        hop_loss(up, down, block_counts[up], block_counts[down])
         for up, down in zip(path_points, path_points[1:])
     ]
 
@@ -587,7 +592,7 @@ class BlockLoss:
         received = None
         if last.upstream_packets is not None and last.lost_packets is not None:
             received = last.upstream_packets - last.lost_packets
-        return _hop(first.upstream_point, last.downstream_point, first.upstream_packets, received)
+        return hop_loss(first.upstream_point, last.downstream_point, first.upstream_packets, received)
 
 
 def block_losses(path_points: Sequence[str], counts: Iterable[BlockCount]) -> list[BlockLoss]:

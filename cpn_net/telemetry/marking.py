@@ -92,11 +92,16 @@ def mark_point(point: str, mark: int) -> str:
 def point_of_counter(name: str) -> tuple[str, int]:
     """``(measurement point, colour)`` of a counter named by :func:`counter_name`."""
     head, colour = name.rsplit("_", 1)
-    interface, direction = head.rsplit("_", 1)
-    if direction.startswith("m") and direction[1:].isdigit():
-        interface, direction = interface.rsplit("_", 1)
-        return mark_point(f"{interface}:{direction}", int(head.rsplit("_m", 1)[1])), int(colour[1:])
-    return f"{interface}:{direction}", int(colour[1:])
+    rest, last = head.rsplit("_", 1)
+    if last.startswith("m") and last[1:].isdigit():  # <intf>_<dir>_m<mark>_c<colour>
+        interface, direction = rest.rsplit("_", 1)
+        return mark_point(f"{interface}:{direction}", int(last[1:])), int(colour[1:])
+    return f"{rest}:{last}", int(colour[1:])
+
+
+def mark_dscp(mark: int, colour: int) -> int:
+    """The DSCP of slice mark ``mark``'s packets in ``colour``: ``(mark << 1) | 0x20 | colour``."""
+    return (mark << 1) | dscp_of(colour)
 
 
 def slice_dscp_values(mark: int) -> dict[int, int]:
@@ -105,7 +110,7 @@ def slice_dscp_values(mark: int) -> dict[int, int]:
     >>> slice_dscp_values(3)
     {0: 38, 1: 39}
     """
-    return {colour: (mark << 1) | dscp_of(colour) for colour in (0, 1)}
+    return {colour: mark_dscp(mark, colour) for colour in (0, 1)}
 
 
 def nft_ruleset(interfaces, mark_interfaces=()) -> str:

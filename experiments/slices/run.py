@@ -152,7 +152,7 @@ def part_slices(flood_s: float, progress) -> dict:
                           "rtt_p50_ms": statistics.median(v) if v else None, "rtt_p99_ms": percentile(v, 99),
                           "rtt_max_ms": max(v) if v else None} for name, v in rtts.items()}
         latency["gold"]["one_way"] = {"sent": one_way.get("sent"), "lost": one_way.get("lost"),
-                                      **{f"{k[:-3]}_ms": v for k, v in (one_way.get("delay_ms") or {}).items()}}
+                                      **(one_way.get("delay_ms") or {})}
         progress("slices: isolation attempts")
         isolation = attempt_isolation(network)
         progress("slices: admission")
