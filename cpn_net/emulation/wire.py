@@ -133,9 +133,52 @@ def is_lost(settings: WireSettings, rng: random.Random) -> bool:
     return settings.loss_pct > 0 and rng.random() * 100.0 < settings.loss_pct
 
 
+#: Departure lateness the element counts (ms): a frame that leaves more than this after its
+#: due time carried delay no link was configured with (the element woke up late).
+LATE_THRESHOLDS_MS = (1, 5)
+
+
 def new_counters() -> dict:
+    """Per direction: what the element received, forwarded and dropped, and how many frames left late.
+
+    ``late_over_1ms`` / ``late_over_5ms`` are the emulator's own fidelity: a delay tail
+    measured across the link is the link's only while these stay still.
+    """
     return {d: {"received": 0, "forwarded": 0, "dropped_loss": 0, "dropped_down": 0,
-                "send_errors": 0, "receive_errors": 0, "dropped_c0": 0, "dropped_c1": 0} for d in DIRECTIONS}
+                "send_errors": 0, "receive_errors": 0, "dropped_c0": 0, "dropped_c1": 0,
+                **{f"late_over_{ms}ms": 0 for ms in LATE_THRESHOLDS_MS}} for d in DIRECTIONS}
+
+
+def count_late(counters: dict, late_s: float) -> None:
+    """Count a frame that left ``late_s`` seconds after its due time against each threshold.
+
+    >>> counters = new_counters()["ab"]
+    >>> for late_s in (-0.0002, 0.0004, 0.0021, 0.0093):
+    ...     count_late(counters, late_s)
+    >>> counters["late_over_1ms"], counters["late_over_5ms"]
+    (2, 1)
+    """
+    for ms in LATE_THRESHOLDS_MS:
+        if late_s * 1000 > ms:
+            counters[f"late_over_{ms}ms"] += 1
+
+
+def late_totals(ground_truths) -> dict[str, int]:
+    """Late departures summed over links and directions (``cpn status`` links' ``ground_truth``).
+
+    Links whose element did not answer (or netem links, which count nothing) add nothing.
+
+    >>> truth = {d: dict(new_counters()[d], late_over_1ms=2, late_over_5ms=1) for d in DIRECTIONS}
+    >>> late_totals([truth, None, {"error": "element not answering"}])
+    {'late_over_1ms': 4, 'late_over_5ms': 2}
+    """
+    totals = {f"late_over_{ms}ms": 0 for ms in LATE_THRESHOLDS_MS}
+    for truth in ground_truths:
+        for direction in DIRECTIONS:
+            counters = (truth or {}).get(direction) or {}
+            for key in totals:
+                totals[key] += counters.get(key, 0)
+    return totals
 
 
 class Wire:
@@ -227,11 +270,12 @@ class Wire:
     def _transmit_due(self) -> None:
         now = time.time()
         while self.queue and self.queue[0][0] <= now + self.lateness_s:
-            _, _, out_side, frame = heapq.heappop(self.queue)
+            due, _, out_side, frame = heapq.heappop(self.queue)
             direction = "ab" if out_side == "b" else "ba"
             try:
                 self.sockets[out_side].send(frame)
                 self.counters[direction]["forwarded"] += 1
+                count_late(self.counters[direction], time.time() - due)
             except OSError:
                 # ENOBUFS: the egress qdisc (the HTB rate limit) is full: a tail drop.
                 self.counters[direction]["send_errors"] += 1

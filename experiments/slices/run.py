@@ -7,7 +7,10 @@ no slice):
 
 * guarantee: bulk floods the link with 30 Mbit/s UDP; gold's TCP (iperf3) rate;
 * latency: pings (50/s) of gold, bulk and the unsliced host during the flood,
-  and gold's one-way delay (100 timestamped packets/s; the bound is one way);
+  and the one-way delay (100 timestamped packets/s; the bound is one way) of
+  gold and of the unsliced host on the same path (the control: when it misses
+  the bound too, the machine stalled the emulation; the link elements' late
+  departures in that window are recorded beside it);
 * SLO monitoring: ``GET /slice-status`` every second during the flood, recorded
   (:class:`cpn_net.slicing.monitor.SloRecorder`);
 * isolation: packets from other tenants' hosts to gold's k2-1 with a spoofed
@@ -46,6 +49,7 @@ import urllib.error
 import urllib.request
 
 from cpn_net.emulation.network import EmulatedNetwork
+from cpn_net.emulation.wire import late_totals
 from cpn_net.model import load_topology
 from cpn_net.slicing.monitor import SloRecorder
 from cpn_net.slicing.realise import COOKIE_SLICE
@@ -83,6 +87,11 @@ def ping_rtts(network, node: str, address: str, count: int):
 def rtts_of(proc) -> list[float]:
     out, _ = proc.communicate(timeout=120)
     return [float(line.split("time=")[1].split()[0]) for line in out.splitlines() if "time=" in line]
+
+
+def late_departures(network) -> dict:
+    """Frames the link elements sent late (> 1 ms, > 5 ms) so far, over all links and directions."""
+    return late_totals(link["ground_truth"] for link in network.status()["links"])
 
 
 def percentile(values, q):
@@ -126,21 +135,33 @@ def part_slices(flood_s: float, progress) -> dict:
                 snapshots.append(status)
                 time.sleep(1.0)
 
-        # First half: latency (pings, and gold's own timestamped packets for the one-way bound:
-        # gold carries no bulk traffic of its own meanwhile).
+        # First half: latency (pings, and timestamped packets for the one-way bound: gold's own,
+        # and a control in no slice on the same path, in the default class; gold carries no bulk
+        # traffic of its own meanwhile). When the control misses the bound too, the machine stalled
+        # the emulation in this window (the link elements' late departures show how much).
         one_way: dict = {}
+        late_before = late_departures(network)
+
+        def popen(node, argv, **kwargs):
+            return network.node(node).popen(argv, **kwargs)
+
         with tempfile.TemporaryDirectory() as workdir:
-            flow = threading.Thread(target=lambda: one_way.update(measure_flow(
-                lambda node, argv, **kw: network.node(node).popen(argv, **kw), "u1-1", "k2-1", K2_1,
-                rate_pps=100, duration_s=max(2.0, half - 2), workdir=workdir, port=5998)))
-            flow.start()
-            monitor(1.0)  # the flow's two Python processes start up before the pings begin
+            flows = [threading.Thread(target=lambda name=name, args=args, port=port: one_way.update({
+                name: measure_flow(popen, *args, rate_pps=100, duration_s=max(2.0, half - 2), workdir=workdir,
+                                   port=port)}))
+                for name, args, port in (("gold", ("u1-1", "k2-1", K2_1), 5998),
+                                         ("no_slice", ("u1-3", "k2-3", K2_3), 5997))]
+            for flow in flows:
+                flow.start()
+            monitor(1.0)  # the flows' Python processes start up before the pings begin
             ping_count = int((half - 2) * 50)
             pings = {name: ping_rtts(network, node, address, ping_count)
                      for name, (node, address) in {"gold": ("u1-1", K2_1), "bulk": ("u1-2", K2_2),
                                                    "no_slice": ("u1-3", K2_3)}.items()}
             monitor(half - 1)
-            flow.join()
+            for flow in flows:
+                flow.join()
+        late_after = late_departures(network)
         rtts = {name: rtts_of(proc) for name, proc in pings.items()}
         # Second half: gold's guarantee (TCP as fast as it can) under the same flood.
         gold_tcp = network.node("u1-1").popen(["iperf3", "-c", K2_1, "-p", "5401", "-t", str(max(3, int(half - 1))),
@@ -151,8 +172,9 @@ def part_slices(flood_s: float, progress) -> dict:
         latency = {name: {"sent": ping_count, "answered": len(v),
                           "rtt_p50_ms": statistics.median(v) if v else None, "rtt_p99_ms": percentile(v, 99),
                           "rtt_max_ms": max(v) if v else None} for name, v in rtts.items()}
-        latency["gold"]["one_way"] = {"sent": one_way.get("sent"), "lost": one_way.get("lost"),
-                                      **(one_way.get("delay_ms") or {})}
+        for name, flow in one_way.items():
+            latency[name]["one_way"] = {"sent": flow.get("sent"), "lost": flow.get("lost"),
+                                        **(flow.get("delay_ms") or {})}
         progress("slices: isolation attempts")
         isolation = attempt_isolation(network)
         progress("slices: admission")
@@ -164,7 +186,8 @@ def part_slices(flood_s: float, progress) -> dict:
             "declared": view,
             "guarantee": {"gold_guaranteed_mbps": 10, "bulk_flood_mbps": 30, "link_mbps": 20,
                           "gold_tcp_mbps": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e6, 3)},
-            "latency": {"gold_bound_ms_one_way": 10, **latency},
+            "latency": {"gold_bound_ms_one_way": 10, **latency,
+                        "link_element_late_departures": {k: late_after[k] - late_before[k] for k in late_after}},
             "slo_monitoring": {"summary": recorder.summary(), "snapshots": snapshots},
             "isolation": isolation,
             "admission": {"declared_refusals": {s["name"]: s["refusal"] for s in view if s["state"] == "refused"}

@@ -82,6 +82,9 @@ def test_slices_quick_proves_guarantee_latency_isolation_admission_and_times_enf
     assert gold["one_way"]["median_ms"] <= 10.0 < part["latency"]["bulk"]["rtt_p99_ms"], part["latency"]
     assert gold["one_way"]["p99_ms"] >= gold["one_way"]["median_ms"] > 0, gold
     assert gold["one_way"]["lost"] <= 0.01 * gold["one_way"]["sent"], gold
+    control = part["latency"]["no_slice"]["one_way"]  # same path, default class, same window
+    assert control["sent"] == gold["one_way"]["sent"] and control["median_ms"] > 0, control
+    assert set(part["latency"]["link_element_late_departures"]) == {"late_over_1ms", "late_over_5ms"}
     delivered = {k: v["delivered"] for k, v in part["isolation"].items()}
     assert delivered.pop("control") == 20 and set(delivered.values()) == {0}, delivered
     assert part["admission"]["runtime_status"] == 409 and part["admission"]["data_plane_unchanged_after_refusal"]

@@ -6,6 +6,7 @@ gold, k2-2 bulk, k2-3 no slice) joined by one 2 ms, 20 Mbit/s link.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import urllib.request
 
 import pytest
 
+from cpn_net.emulation.wire import late_totals
 from cpn_net.tools.measure import measure_flow, netns_popen
 
 from .conftest import ROOT, cpn, in_node, leftovers, status, wait_until
@@ -66,7 +68,7 @@ def test_guaranteed_slice_keeps_its_rate_while_the_bulk_slice_floods_the_link(sl
 
 PROBE = "-m cpn_net.tools.isolation_probe"
 U1_1, U1_2, U1_3 = "2001:db8:1::1:1", "2001:db8:1::1:2", "2001:db8:1::1:3"
-K2_1, K2_2 = "2001:db8:2::2:1", "2001:db8:2::2:2"
+K2_1, K2_2, K2_3 = "2001:db8:2::2:1", "2001:db8:2::2:2", "2001:db8:2::2:3"
 GOLD_TC = 0x22 << 2  # gold's DSCP (0x22: mark 1, the first admitted, and the monitored bit) as a traffic class
 
 
@@ -114,44 +116,116 @@ def test_tenants_cannot_reach_another_slice_with_spoofed_marks_addresses_or_sids
     assert dropped >= 40, f"the switch's anti-spoofing should have dropped the 40 spoofed packets:\n{flows}"
 
 
-def test_latency_slice_keeps_its_delay_bound_while_bulk_saturates_the_link(slices_network, tmp_path):
-    in_node("k2-2", "iperf3 -s -1 -D -p 5412")
-    wait_until(lambda: "5412" in in_node("k2-2", "ss -ltn").stdout, 10, "iperf3 on k2-2")
-    flood = f"iperf3 -c {K2_2} -p 5412 -u -b 30M -t 10 --json > {tmp_path}/bulk.json"
+GOLD_BOUND_MS = 10.0  # gold's latency SLO (topologies/slices.yaml), one way
+WINDOWS = 5  # a noisy spell on this VM (every packet slower, p50 +50 %) has lasted up to ~40 s
+
+
+def _bulk_dropped() -> int:
+    text = in_node("r1", "tc -s class show dev r1-eth1 classid 1:12").stdout
+    return int(re.search(r"dropped (\d+)", text).group(1))
+
+
+def _late_departures() -> dict:
+    return late_totals(link["ground_truth"] for link in status()["links"])
+
+
+def _flooded_window(tmp_path, attempt: int) -> dict:
+    """Bulk floods the link; meanwhile gold and a host in no slice send timestamped packets on the same path.
+
+    The host in no slice is the control: it crosses the same switches, routers and link
+    element as gold, in the default class instead of gold's. When it too misses the bound,
+    the window shows the machine (late timers under CPU contention), not the slice.
+    """
+    port = 5412 + attempt
+    in_node("k2-2", f"iperf3 -s -1 -D -p {port}")
+    wait_until(lambda: str(port) in in_node("k2-2", "ss -ltn").stdout, 10, "iperf3 on k2-2")
+    dropped = _bulk_dropped()
+    flood = f"iperf3 -c {K2_2} -p {port} -u -b 30M -t 14 --json > {tmp_path}/bulk{attempt}.json"
     in_node("u1-2", f"({flood}) >/dev/null 2>&1 &")
-    wait_until(lambda: "dropped 0," not in in_node("r1", "tc -s class show dev r1-eth1 classid 1:12").stdout,
-               10, "the bulk flood queueing at its HTB class")
-    pings = {name: _ping(node, address) for name, (node, address) in
-             {"gold": ("u1-1", K2_1), "bulk": ("u1-2", K2_2), "none": ("u1-3", "2001:db8:2::2:3")}.items()}
-    # The bound is one way: gold's own timestamped packets (one host clock), 100/s during the pings.
-    one_way = measure_flow(netns_popen, "u1-1", "k2-1", K2_1, rate_pps=100, duration_s=3.5,
-                           workdir=str(tmp_path), port=5998)
-    rtts = {name: _rtts(proc) for name, proc in pings.items()}
-    p99 = {name: _p99(values) for name, values in rtts.items()}
-    delay = one_way["delay_ms"]
-    print("\nRTT under a 30 Mbit/s bulk flood on the 20 Mbit/s link (gold's bound: 10 ms one way): " + "; ".join(
-        f"{name} p50 {statistics.median(v):.2f} p99 {p99[name]:.2f} ms ({len(v)}/200 answered)"
-        for name, v in rtts.items()) + f"; gold one way p50 {delay['median_ms']:.2f} p99 {delay['p99_ms']:.2f} "
-        f"max {delay['max_ms']:.2f} ms ({one_way['received']}/{one_way['sent']} arrived)")
-    assert len(rtts["gold"]) >= 198, f"gold lost pings under the flood: {len(rtts['gold'])} of 200 answered"
-    assert one_way["lost"] <= 0.01 * one_way["sent"], f"gold lost packets under the flood: {one_way}"
-    assert delay["p99_ms"] <= 10.0, f"gold one-way delay p99 {delay['p99_ms']} ms exceeds the slice's 10 ms bound"
-    assert p99["bulk"] > 2 * p99["gold"], "the flood did not load the bulk slice's queue: nothing was proven"
+    wait_until(lambda: _bulk_dropped() > dropped, 10, "the bulk flood queueing at its HTB class")
+    late_before = _late_departures()
+    bulk_ping = _ping("u1-2", K2_2)  # bulk's own delay: its queue must be loaded for the test to prove anything
+    workdir = str(tmp_path / f"window{attempt}")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        flows = {name: pool.submit(measure_flow, netns_popen, sender, receiver, address, rate_pps=100,
+                                   duration_s=3.5, workdir=workdir, port=port_)
+                 for name, (sender, receiver, address, port_) in
+                 {"gold": ("u1-1", "k2-1", K2_1, 5998), "none": ("u1-3", "k2-3", K2_3, 5997)}.items()}
+        one_way = {name: flow.result() for name, flow in flows.items()}
+    bulk_rtts = _rtts(bulk_ping)
+    late_after = _late_departures()
+    window = {"attempt": attempt, "flood": tmp_path / f"bulk{attempt}.json", "one_way": one_way,
+              "bulk_rtt_p50": statistics.median(bulk_rtts) if bulk_rtts else None,
+              "late_departures": {key: late_after[key] - late_before[key] for key in late_after}}
+    print(f"\nwindow {attempt + 1}, under a 30 Mbit/s bulk flood on the 20 Mbit/s link: bulk RTT p50 "
+          f"{window['bulk_rtt_p50']} ms ({len(bulk_rtts)}/200 answered); one way (gold's bound: 10 ms): " + "; ".join(
+              f"{name} p50 {f['delay_ms']['median_ms']:.2f} p99 {f['delay_ms']['p99_ms']:.2f} "
+              f"max {f['delay_ms']['max_ms']:.2f} ms ({f['received']}/{f['sent']} arrived)"
+              for name, f in one_way.items())
+          + f"; link element departures late by > 1 / 5 ms: {window['late_departures']['late_over_1ms']} / "
+          f"{window['late_departures']['late_over_5ms']}")
+    return window
+
+
+def _flood_finished(window) -> bool:
+    path = window["flood"]
+    return os.path.exists(path) and os.path.getsize(path) > 100
+
+
+def test_latency_slice_keeps_its_delay_bound_while_bulk_saturates_the_link(slices_network, tmp_path):
+    """Gold's one-way p99 stays within its 10 ms bound while bulk floods the shared link.
+
+    A window counts when the control (a host in no slice, same path) kept within the bound;
+    on a window where it did not, the machine stalled the emulation, and the test measures
+    again, up to WINDOWS times. It fails when no window counts.
+    """
+    windows = []
+    for attempt in range(WINDOWS):
+        if windows:
+            wait_until(lambda: _flood_finished(windows[-1]), 30, "the previous bulk flood to finish")
+        windows.append(_flooded_window(tmp_path, attempt))
+        if windows[-1]["one_way"]["none"]["delay_ms"]["p99_ms"] <= GOLD_BOUND_MS:
+            break
+    window = windows[-1]
+    control, gold = window["one_way"]["none"], window["one_way"]["gold"]
+    assert control["delay_ms"]["p99_ms"] <= GOLD_BOUND_MS, (
+        f"in all {WINDOWS} windows the host in no slice (same path, default class) also missed {GOLD_BOUND_MS} ms "
+        f"one way: either the flood reached the default class or the emulator could not keep time on this machine "
+        f"(late departures per window: {[w['late_departures'] for w in windows]}); gold's bound was not tested")
+    assert gold["lost"] <= 0.01 * gold["sent"], f"gold lost packets under the flood: {gold}"
+    assert gold["delay_ms"]["p99_ms"] <= GOLD_BOUND_MS, (
+        f"gold one-way delay p99 {gold['delay_ms']['p99_ms']} ms exceeds the slice's {GOLD_BOUND_MS} ms bound "
+        f"while traffic in no slice on the same path kept {control['delay_ms']['p99_ms']} ms")
+    assert (window["bulk_rtt_p50"] or 0.0) > 2 * GOLD_BOUND_MS, \
+        f"the flood did not load the bulk slice's queue (its RTT p50 {window['bulk_rtt_p50']} ms): nothing was proven"
     # SLO monitoring counts each slice's own packets (its mark): the flood's loss is bulk's, not gold's
-    flooded = wait_until(lambda: _a_to_b_loss(("gold", "bulk")), 5, "a block with gold's pings and the flood")
+    gold_ping = _ping("u1-1", K2_1)  # gold's packets in the blocks read next (the flood runs on)
+    try:
+        seen: list = []
+        try:
+            flooded = wait_until(lambda: _a_to_b_loss(("gold", "bulk"), seen), 5,
+                                 "a block with gold's pings and the flood")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; the last a->b readings: {seen[-3:]}") from None
+    finally:
+        gold_ping.kill()
+        gold_ping.wait()
     print(f"a->b loss in the last block: {flooded}")
     assert flooded["gold"]["link_loss_pct"] >= 10, f"the flood should overflow the link: {flooded}"
     assert flooded["gold"]["loss_pct"] <= 1.0, f"gold is charged with loss it did not have: {flooded}"
     assert flooded["bulk"]["loss_pct"] >= 10, f"bulk's own loss should show the flood: {flooded}"
-    wait_until(lambda: os.path.getsize(tmp_path / "bulk.json") > 100 if os.path.exists(tmp_path / "bulk.json")
-               else False, 30, "the bulk flood to finish")
+    wait_until(lambda: _flood_finished(window), 30, "the bulk flood to finish")
 
 
-def _a_to_b_loss(names) -> dict | None:
-    """``{slice: a->b pair of GET /slice-status}`` once every slice's own a->b loss is measured."""
+def _a_to_b_loss(names, seen: list) -> dict | None:
+    """``{slice: a->b pair of GET /slice-status}`` once every slice's own a->b loss is measured.
+
+    Each reading is appended to ``seen`` (the failure message shows them).
+    """
     _code, body = _rest("GET", "/slice-status")
     found = {name: next(p for p in body["slices"][name]["slo"]["pairs"] if (p["from"], p["to"]) == ("a", "b"))
              for name in names}
+    seen.append(found)
     if any(p["loss_pct"] is None or p["link_loss_pct"] is None for p in found.values()):
         return None
     return {name: {k: p[k] for k in ("loss_pct", "link_loss_pct")} for name, p in found.items()}
@@ -165,11 +239,6 @@ def _ping(node: str, address: str) -> subprocess.Popen:
 def _rtts(proc: subprocess.Popen) -> list[float]:
     out, _ = proc.communicate(timeout=60)
     return [float(line.split("time=")[1].split()[0]) for line in out.splitlines() if "time=" in line]
-
-
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 def _rest(method: str, path: str, body=None):
