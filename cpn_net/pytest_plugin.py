@@ -33,7 +33,11 @@ Fixtures
     Loss counts only alternate-marking blocks that began after the check
     started; delay (a 10 s sliding window in the controller) is read once the
     window holds no sample from before the boot or the last delay change, so
-    the first delay check of a module takes about 10 s.
+    the first delay check of a module takes about 10 s. When a hop named for
+    the delay bound had its link element send frames more than 1 ms late in
+    that window (the emulator's own lateness under CPU contention, counted by
+    the element), the path is measured once more over a fresh window and that
+    verdict stands; the failure message notes the lateness of both windows.
 
 Everything talks to the network the way a user does: the ``cpn`` command line,
 ``ip netns exec cpn-<node>``, and the controller's REST northbound.
@@ -166,6 +170,36 @@ def prerequisite_outcome(reason: str | None, environ: Mapping[str, str]) -> tupl
     return "skip", reason
 
 
+#: Offender marks (:func:`cpn_net.path_sla.evaluate_sla`) that blame a hop's delay.
+DELAY_OFFENCES = {"delay over bound", "largest delay"}
+
+
+def late_on_hops(elements: Mapping[str, str], before: Mapping, after: Mapping) -> dict[str, dict[str, int]]:
+    """Per hop, the late departures its link element added between two :meth:`CpnNetwork.late_departures`.
+
+    Only hops whose element sent any frame more than 1 ms late are given.
+
+    >>> before = {"l1x2": {"late_over_1ms": 3, "late_over_5ms": 0}}
+    >>> after = {"l1x2": {"late_over_1ms": 7, "late_over_5ms": 1}, "l2x3": {"late_over_1ms": 2, "late_over_5ms": 0}}
+    >>> late_on_hops({"r1->r2": "l1x2", "r2->r3": "l2x3"}, before, after)
+    {'r1->r2': {'late_over_1ms': 4, 'late_over_5ms': 1}, 'r2->r3': {'late_over_1ms': 2, 'late_over_5ms': 0}}
+    >>> late_on_hops({"r1->r2": "l1x2"}, after, after)
+    {}
+    """
+    late = {}
+    for hop, element in elements.items():
+        now, then = after.get(element) or {}, before.get(element) or {}
+        added = {key: value - then.get(key, 0) for key, value in now.items()}
+        if added.get("late_over_1ms", 0) > 0:
+            late[hop] = added
+    return late
+
+
+def _late_text(late: Mapping[str, Mapping[str, int]]) -> str:
+    return "; ".join(f"the link element of {hop} sent {n['late_over_1ms']} frames > 1 ms late "
+                     f"({n['late_over_5ms']} > 5 ms)" for hop, n in late.items())
+
+
 def link_set_arguments(a: str, b: str, changes: Mapping) -> list[str]:
     """``cpn link set`` arguments for ``changes`` (``down=False`` is ``--up``).
 
@@ -238,6 +272,8 @@ class CpnNetwork:
         self.plan = build_plan(self.topology)
         #: Wall-clock time before which IOAM delay samples describe an older network (boot, a delay change).
         self.delay_stale_before = -math.inf
+        #: The link elements' late departures (:meth:`late_departures`) at ``delay_stale_before``.
+        self.late_at_stale: dict = {}
 
     # ---- the CLI
     def cli(self, *args: str, check: bool = True, timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -284,8 +320,27 @@ class CpnNetwork:
         """
         self.cli(*link_set_arguments(a, b, changes))
         if any(changes.get(key) is not None for key in DELAY_CHANGES):
-            self.delay_stale_before = time.time()
+            self.restart_delay_window()
         return self.link_settings(a, b)
+
+    def restart_delay_window(self) -> None:
+        """From now on, delay figures count only samples taken after this call.
+
+        Also notes the link elements' late departures, so the lateness during
+        the next delay window can be told (:meth:`late_departures`).
+        """
+        self.late_at_stale = self.late_departures()
+        self.delay_stale_before = time.time()
+
+    def late_departures(self) -> dict[str, dict[str, int]]:
+        """Per link element: frames it sent more than 1 / 5 ms after their due time, so far.
+
+        A late timer wake-up under CPU contention adds delay no link was
+        configured with (:data:`cpn_net.emulation.wire.LATE_THRESHOLDS_MS`).
+        """
+        from cpn_net.emulation.wire import late_totals
+
+        return {link["node"]: late_totals([link.get("ground_truth")]) for link in self.status()["links"]}
 
     # ---- inside nodes
     def run(self, node: str, command: str, check: bool = True,
@@ -500,9 +555,31 @@ class CpnSla:
         """
         sla = PathSla(loss_pct_below=loss_pct_below, delay_p99_ms_below=delay_p99_ms_below)
         verdict = evaluate_sla(self._measure(src_host, dst_host, blocks, traffic_pps), sla)
+        late = self._late_on_delay_offenders(verdict)
+        notes = []
+        if late:
+            # The emulator itself was late on a hop that broke the delay bound: that window
+            # measured the machine, not the link. Measure once more over a fresh window.
+            first_ms = verdict.measurement.delay_p99_ms_bound
+            notes.append(f"re-measured over a fresh delay window: the first had {first_ms} ms end to end "
+                         f"while {_late_text(late)}")
+            self.network.restart_delay_window()
+            verdict = evaluate_sla(self._measure(src_host, dst_host, blocks, traffic_pps), sla)
+            late = self._late_on_delay_offenders(verdict)
+            if late:
+                notes.append(f"in this window too, {_late_text(late)}: the delay tail is at least partly the "
+                             "emulator's on this machine (CPU contention), not the link's")
         if not verdict.ok:
-            raise AssertionError(verdict.report())
+            raise AssertionError("\n".join([verdict.report()] + [f"note: {n}" for n in notes]))
         return verdict.measurement.to_dict()
+
+    def _late_on_delay_offenders(self, verdict) -> dict[str, dict[str, int]]:
+        """Hops named for delay whose link element sent frames late since the delay window began."""
+        hops = [hop for hop, marks in verdict.offenders.items() if DELAY_OFFENCES & set(marks)]
+        if not hops:
+            return {}
+        elements = {hop: self.network.wan_link(*hop.split("->")).element for hop in hops}
+        return late_on_hops(elements, self.network.late_at_stale, self.network.late_departures())
 
     def _measure(self, src_host: str, dst_host: str, blocks: int, traffic_pps: float | None):
         if not isinstance(blocks, int) or blocks < 1:
@@ -567,7 +644,7 @@ def _boot(topology_path: Path) -> CpnNetwork:
         if os.path.exists(manifest):
             network.cli("down", check=False)
         raise
-    network.delay_stale_before = time.time()  # probes of the booting network (neighbour discovery) are not its delay
+    network.restart_delay_window()  # probes of the booting network (neighbour discovery) are not its delay
     return network
 
 
