@@ -561,6 +561,7 @@ class CpnSla:
             # The emulator itself was late on a hop that broke the delay bound: that window
             # measured the machine, not the link. Measure once more over a fresh window.
             first_ms = verdict.measurement.delay_p99_ms_bound
+            first_ms = None if first_ms is None else round(first_ms, 2)
             notes.append(f"re-measured over a fresh delay window: the first had {first_ms} ms end to end "
                          f"while {_late_text(late)}")
             self.network.restart_delay_window()
