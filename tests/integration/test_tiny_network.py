@@ -156,6 +156,12 @@ def test_rate_limit_within_ten_percent(tiny_network):
 
 
 def test_runtime_link_set_takes_effect(tiny_network):
+    """Delay, down and up take effect at once.
+
+    The link's own delay is measured router to router: no site LAN (userspace Open vSwitch,
+    0.6-1 ms of RTT no link was configured with) lies on the way, so the 10 % / 0.5 ms
+    tolerance is the link's (host to host, a CI run measured 11.2 ms on the 5 ms link).
+    """
     link = [l for l in PLAN.wan_links if l.loss_pct == 0 and
             path_delay_ms(l.site_a, l.site_b) == l.delay_ms][0]
     src = TOPOLOGY.site(link.site_a).clients[0]
@@ -163,8 +169,8 @@ def test_runtime_link_set_takes_effect(tiny_network):
     new_delay = link.delay_ms + 7
     cpn("link", "set", link.site_a, link.site_b, "--delay-ms", str(new_delay))
     try:
-        rtts = ping_rtts(src.name, str(dst.address), count=20, interval_s=0.02)
-        assert stats.within(stats.percentile(rtts, 50), 2 * new_delay, 0.10, 0.5), rtts
+        measured = _median_rtt(link.router_a, str(link.address_b))
+        assert stats.within(measured, 2 * new_delay, 0.10, 0.5), (measured, 2 * new_delay)
         cpn("link", "set", link.site_a, link.site_b, "--down")
         down = [l for l in status()["links"] if l["node"] == link.element][0]
         assert down["configured"]["down"] is True
@@ -173,13 +179,14 @@ def test_runtime_link_set_takes_effect(tiny_network):
         detour_path = detour.path(link.site_a, link.site_b)
         detour_ms = sum(PLAN.wan_link(x, y).delay_ms for x, y in zip(detour_path, detour_path[1:]))
         wait_until(lambda: ping_rtts(src.name, str(dst.address), count=1), 10, "traffic around the cut link")
+        # Host to host: the detour's 10 % tolerance dwarfs the site LANs' share.
         rtts = ping_rtts(src.name, str(dst.address), count=20, interval_s=0.02)
         assert stats.within(stats.percentile(rtts, 50), 2 * detour_ms, 0.10, 0.5), (detour_path, rtts)
     finally:
         cpn("link", "set", link.site_a, link.site_b, "--up", "--delay-ms", str(link.delay_ms))
     wait_until(lambda: ping_rtts(src.name, str(dst.address), count=1), 10, "link back up")
-    rtts = ping_rtts(src.name, str(dst.address), count=20, interval_s=0.02)
-    assert stats.within(stats.percentile(rtts, 50), 2 * link.delay_ms, 0.10, 0.5), rtts
+    measured = _median_rtt(link.router_a, str(link.address_b))
+    assert stats.within(measured, 2 * link.delay_ms, 0.10, 0.5), (measured, 2 * link.delay_ms)
 
 
 def test_link_set_rejects_bad_values_with_a_message(tiny_network):
