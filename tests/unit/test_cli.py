@@ -4,7 +4,6 @@ import pytest
 
 from cpn_net import cli
 from cpn_net.emulation import cleanup, daemon
-from cpn_net.emulation import manifest as manifest_io
 
 NOTHING = ("nothing to change: give --delay-ms, --jitter-ms, --loss-pct, --rate-mbps, "
            "--unshaped, --down or --up")
@@ -18,11 +17,7 @@ def run(argv):
         return exit_.code
 
 
-@pytest.fixture(autouse=True)
-def empty_run_dir(tmp_path, monkeypatch):
-    """Every test sees an empty run directory of its own, never /run/cpn."""
-    monkeypatch.setattr(manifest_io, "RUN_DIR", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("empty_run_dir")  # never /run/cpn (tests/unit/conftest.py)
 
 
 @pytest.fixture

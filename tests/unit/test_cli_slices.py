@@ -6,7 +6,6 @@ import pytest
 
 from controllers.northbound.errors import ApiError
 from controllers.northbound.fake_api import FakeNorthboundApi
-from controllers.northbound.rest import start_rest_server
 from cpn_net import cli
 from cpn_net.emulation import manifest as manifest_io
 
@@ -39,11 +38,7 @@ def run(argv):
         return exit_.code
 
 
-@pytest.fixture(autouse=True)
-def empty_run_dir(tmp_path, monkeypatch):
-    """Every test sees an empty run directory of its own, never /run/cpn."""
-    monkeypatch.setattr(manifest_io, "RUN_DIR", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("empty_run_dir")  # never /run/cpn (tests/unit/conftest.py)
 
 
 @pytest.fixture
@@ -52,14 +47,10 @@ def api():
 
 
 @pytest.fixture
-def running(api, empty_run_dir):
-    """A controller's REST server on an ephemeral port, named by the run directory's manifest as `cpn up` does."""
-    server = start_rest_server(api, port=0)
+def running(api, server, empty_run_dir):
+    """The REST server named by the run directory's manifest, as `cpn up` does."""
     manifest_io.write_json_atomic(str(empty_run_dir / "manifest.json"), {"rest_url": server.url})
-    try:
-        yield api
-    finally:
-        server.shutdown()
+    return api
 
 
 # ------------------------------------------------------------------- add

@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from controllers.northbound.fake_api import FakeNorthboundApi
-from controllers.northbound.rest import start_rest_server
 from cpn_net.northbound_client import DEFAULT_URL, NorthboundClient, NorthboundError
 
 WEB = {"name": "web", "headend": "east", "to": "west", "waypoints": ["centre"]}
@@ -19,12 +18,8 @@ def api():
 
 
 @pytest.fixture
-def client(api):
-    server = start_rest_server(api, port=0)
-    try:
-        yield NorthboundClient(server.url + "/")
-    finally:
-        server.shutdown()
+def client(server):
+    return NorthboundClient(server.url + "/")
 
 
 def test_policy_round_trip(client, api):

@@ -30,15 +30,6 @@ def api():
     return FakeNorthboundApi(SITES, LINKS)
 
 
-@pytest.fixture
-def server(api):
-    server = start_rest_server(api, port=0)
-    try:
-        yield server
-    finally:
-        server.shutdown()
-
-
 def call(server, method, path, body=None, *, data=None, headers=None):
     """(status, headers, decoded JSON) of one request; error statuses included."""
     if body is not None:

@@ -16,7 +16,7 @@ import pytest
 
 from controllers.northbound import schema_check
 from controllers.northbound.openapi import openapi_document
-from controllers.northbound.rest import ROUTES, start_rest_server
+from controllers.northbound.rest import ROUTES
 from controllers.northbound_api import ControllerApi
 from controllers.slice_service import SliceConflict, UnknownSlice
 from cpn_net.model import load_topology
@@ -113,15 +113,6 @@ def api(service, changes):
     api = ControllerApi(core=None, topology=None, on_change=lambda: changes.append("change"))
     api.slices = service
     return api
-
-
-@pytest.fixture
-def server(api):
-    server = start_rest_server(api, port=0)
-    try:
-        yield server
-    finally:
-        server.shutdown()
 
 
 def call(server, method, path, body=None):
