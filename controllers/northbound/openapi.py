@@ -136,6 +136,12 @@ def response(description: str, schema: Mapping[str, Any], headers: Mapping[str, 
     return answer
 
 
+def removal_schema(removed: str) -> dict:
+    """What a DELETE answers: ``{"removed": <the removed object>}``, further keys allowed."""
+    return {"type": "object", "required": ["removed"], "description": "Further keys may appear.",
+            "properties": {"removed": schema_ref(removed)}}
+
+
 def path_parameter(name: str, description: str, schema: Mapping[str, Any] | None = None) -> dict:
     """A required path Parameter object (OpenAPI 3.1 §4.8.12), a string by default.
 
@@ -346,8 +352,7 @@ def _policies_section() -> Section:
                       "description": "The policy-routing rules installed (flow policies)."},
         },
     }
-    removal = {"type": "object", "required": ["removed"], "description": "Further keys may appear.",
-               "properties": {"removed": schema_ref("Policy")}}
+    removal = removal_schema("Policy")
     name = path_parameter("name", "The policy's name.")
     paths = {
         "/policies": {
@@ -572,8 +577,7 @@ def _slices_section() -> Section:
               "properties": {"slices": {"type": "object", "additionalProperties": schema_ref("SliceHealth"),
                                         "description": "By slice name."},
                              "violations": {"type": "array", "description": "Every slice's violations."}}}
-    removal = {"type": "object", "required": ["removed"], "description": "Further keys may appear.",
-               "properties": {"removed": schema_ref("Slice")}}
+    removal = removal_schema("Slice")
     name = path_parameter("name", "The slice's name.")
     paths = {
         "/slices": {
