@@ -138,6 +138,9 @@ def is_lost(settings: WireSettings, rng: random.Random) -> bool:
 LATE_THRESHOLDS_MS = (1, 5)
 
 
+_LATE_KEYS = tuple((ms / 1000, f"late_over_{ms}ms") for ms in LATE_THRESHOLDS_MS)  # per frame: built once
+
+
 def new_counters() -> dict:
     """Per direction: what the element received, forwarded and dropped, and how many frames left late.
 
@@ -158,9 +161,9 @@ def count_late(counters: dict, late_s: float) -> None:
     >>> counters["late_over_1ms"], counters["late_over_5ms"]
     (2, 1)
     """
-    for ms in LATE_THRESHOLDS_MS:
-        if late_s * 1000 > ms:
-            counters[f"late_over_{ms}ms"] += 1
+    for threshold_s, key in _LATE_KEYS:
+        if late_s > threshold_s:
+            counters[key] += 1
 
 
 def late_totals(ground_truths) -> dict[str, int]:
