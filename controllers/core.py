@@ -41,8 +41,9 @@ class UnknownPolicy(KeyError):
 
 class ControllerCore:
     def __init__(self, plan, *, netlink_factory, frr: bool = True, clock=time.monotonic,
-                 batch_runner=None) -> None:
+                 batch_runner=None, dataplane: str = "kernel") -> None:
         self.plan = plan
+        self.dataplane = dataplane  # kernel (Linux seg6) or bpf: which driver netlink_factory makes
         self.netlink_factory = netlink_factory
         self.batch_runner = batch_runner  # (router, ip -batch lines) -> None; None: one request per spec
         self.frr = frr
@@ -372,7 +373,7 @@ class ControllerCore:
 
     def status(self) -> dict:
         with self.lock:
-            return {"frr": self.frr, "links_down": sorted("-".join(sorted(k)) for k in self.down),
+            return {"dataplane": self.dataplane, "frr": self.frr, "links_down": sorted("-".join(sorted(k)) for k in self.down),
                     "routes": dict(self.routes_installed),
                     "backups": {r: len(b) for r, b in self.backups.items()},
                     "policies": sorted(self.policies), "events": self.events[-20:],
@@ -397,3 +398,7 @@ class _SessionProxy:
 
     def carrier(self, name: str) -> bool:
         return self.core._call(self.router, "carrier", name)
+
+    def boundary(self, hosts) -> None:
+        """The SR domain boundary in the driver's own terms (eBPF); the kernel driver has nft's."""
+        return self.core._call(self.router, "boundary", hosts)

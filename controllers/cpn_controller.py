@@ -15,7 +15,8 @@ It writes its state to ``<run dir>/controller.json`` after every change, which
 
 Environment: ``CPN_RUN_DIR`` (run directory), ``CPN_REST_PORT`` (northbound,
 default 8181), ``CPN_FRR`` (``0`` disables the precomputed backup routes),
-``CPN_ALTMARK_PERIOD_S`` (alternate-marking period, default 1), ``CPN_IOAM_PROBE_HZ``
+``CPN_DATAPLANE`` (``kernel``: Linux seg6 over netlink, default; ``bpf``: the
+eBPF data plane's pinned maps, :mod:`controllers.southbound.bpf`), ``CPN_ALTMARK_PERIOD_S`` (alternate-marking period, default 1), ``CPN_IOAM_PROBE_HZ``
 (IOAM probes per second per link direction, default 10), ``CPN_STEERING_POLICY``
 (the selector's policy at start: joint, nearest, least-loaded, round-robin, random).
 """
@@ -38,6 +39,7 @@ from controllers.northbound_api import ControllerApi
 from controllers.slice_service import SliceService
 from controllers.steering_service import SteeringService
 from controllers.telemetry_service import TelemetryService
+from controllers.southbound import bpf as bpf_driver
 from controllers.southbound import ipbatch, openflow
 from controllers.southbound.netlink import RouterNetlink
 from cpn_net import baseline
@@ -67,8 +69,14 @@ class CpnController(app_manager.OSKenApp):
                          for dpid in self.flows},
             "routers": {}, "errors": [],
         }
-        self.core = ControllerCore(self.plan, netlink_factory=RouterNetlink,
-                                   frr=os.environ.get("CPN_FRR", "1") != "0", batch_runner=ipbatch.run_batch)
+        self.dataplane = os.environ.get("CPN_DATAPLANE", "kernel")
+        if self.dataplane == "bpf":
+            factory, batch_runner = bpf_driver.factory(self.plan, self.run_dir), None
+        else:
+            factory, batch_runner = RouterNetlink, ipbatch.run_batch
+        self.state["dataplane"] = self.dataplane
+        self.core = ControllerCore(self.plan, netlink_factory=factory, dataplane=self.dataplane,
+                                   frr=os.environ.get("CPN_FRR", "1") != "0", batch_runner=batch_runner)
         self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.changed)
         self.rest = None
         self.monitor = None

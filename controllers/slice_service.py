@@ -38,7 +38,7 @@ from controllers.southbound.netns import run_in
 from cpn_net.model.slices import parse_slice
 from cpn_net.slicing.admission import admit
 from cpn_net.slicing.errors import SliceRefused, SlicingError
-from cpn_net.slicing.isolation import boundary_ruleset, router_state, slice_policies, switch_guard_flows
+from cpn_net.slicing.isolation import boundary_hosts, boundary_ruleset, router_state, slice_policies, switch_guard_flows
 from cpn_net.slicing.realise import (classification_flows, meter_specs, queue_commands, slice_class,
                                      slice_filter_handle)
 
@@ -340,9 +340,13 @@ class SliceService:
             self.run_tc(router, commands)
 
     def _install_boundary(self) -> None:
+        hosts = boundary_hosts(self.core.plan)
         for router in self.core.plan.nodes_of("router"):
             run_in(router.name, ["nft", "-f", "-"], stdin=boundary_ruleset(self.core.plan, router.site_id),
                    timeout_s=10)
+            # The eBPF data plane rewrites a packet before nftables sees it: its SID program
+            # drops those packets itself (the kernel driver leaves this to nftables).
+            self.core.session(router.name).boundary(hosts)
         self.boundary = True
 
 

@@ -25,8 +25,11 @@ import subprocess
 import sys
 import time
 
+from cpn_net.dataplane import doctor
 from cpn_net.emulation import manifest as manifest_io
 from cpn_net.model.schema import SLICE_KINDS
+
+DATAPLANES = ("auto", "kernel", "bpf")
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -78,7 +81,7 @@ def _up_foreground(args, topology) -> int:
 
     progress = _progress_printer()
     network = EmulatedNetwork(topology, ofp_port=args.ofp_port, rest_port=args.rest_port, frr=not args.no_frr,
-                              seed=args.seed, progress=progress)
+                              seed=args.seed, progress=progress, dataplane=args.dataplane)
     server = None
 
     def on_signal(signum, _frame):
@@ -132,6 +135,8 @@ def _up_detached(args) -> int:
         cmd.append("--no-verify")
     if args.no_frr:
         cmd.append("--no-frr")
+    if args.dataplane:
+        cmd += ["--dataplane", args.dataplane]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True, text=True)
     try:
@@ -146,6 +151,27 @@ def _up_detached(args) -> int:
         return EXIT_PROBLEM
     child.wait()
     return EXIT_PROBLEM if child.returncode == 0 else child.returncode
+
+
+def cmd_dataplane_show(args) -> int:
+    _need_root("dataplane show")
+    from cpn_net.dataplane.show import show
+
+    manifest = manifest_io.read_json(os.path.join(manifest_io.RUN_DIR, "manifest.json"))
+    if not manifest:
+        print(f"no cpn network is running (no manifest in {manifest_io.RUN_DIR}); start one with `cpn up FILE`",
+              file=sys.stderr)
+        return EXIT_PROBLEM
+    routers = {n["name"]: n for n in manifest["plan"]["nodes"] if n["kind"] == "router"}
+    by_site = {n["site"]: name for name, n in routers.items()}
+    router = args.node if args.node in routers else by_site.get(args.node)
+    if router is None:
+        print(f"{args.node!r} is not a router or site of this network; routers: {', '.join(sorted(routers))}",
+              file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"# {router}: SRv6 data plane {manifest.get('dataplane') or 'kernel'}")
+    print(show(router, manifest.get("dataplane") or "kernel", manifest_io.RUN_DIR))
+    return EXIT_OK
 
 
 def cmd_status(args) -> int:
@@ -528,8 +554,8 @@ def format_summary(status: dict) -> str:
     configured = sum(1 for s in switches.values() if s.get("configured"))
     routes = sum(r.get("routes", 0) for r in controller.get("routers", {}).values())
     parts = [
-        f"topology {status['topology']}  run {status['run_id']}  link emulation: {status['link_mode']}"
-        f"  OVS datapath: {status['ovs_datapath']}",
+        f"topology {status['topology']}  run {status['run_id']}  SRv6 data plane: {status.get('dataplane')}"
+        f"  link emulation: {status['link_mode']}  OVS datapath: {status['ovs_datapath']}",
         "", _table(["node", "kind", "site", "namespace", "IPv6"], nodes),
         "", _table(["link", "element", "delay_ms", "jitter_ms", "loss_pct", "rate_mbps", "state",
                     "dropped a>b/b>a"], links),
@@ -560,8 +586,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-port", type=int, default=8181, help="controller's REST northbound TCP port")
     p.add_argument("--no-frr", action="store_true",
                    help="no precomputed backup routes: link failures are repaired by the controller only")
+    p.add_argument("--dataplane", choices=DATAPLANES, default=None,
+                   help="SRv6 data plane: kernel (Linux seg6), bpf (cpn's eBPF programs) or auto (kernel where "
+                        "the probe finds every seg6 feature, else bpf; default, or $CPN_DATAPLANE)")
     p.add_argument("--daemon", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_up)
+
+    doctor.add_parser(sub)
+
+    p = sub.add_parser("dataplane", help="inspect the running SRv6 data plane")
+    dp_sub = p.add_subparsers(dest="dataplane_command", required=True)
+    q = dp_sub.add_parser("show", help="a router's local SIDs, policies and tables, in `ip -6 route` style")
+    q.add_argument("node", help="router name (r1) or site name")
+    q.set_defaults(func=cmd_dataplane_show)
 
     p = sub.add_parser("status", help="show the running network")
     p.add_argument("--json", action="store_true")

@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 DEBIAN_PACKAGES=(mininet openvswitch-switch iperf3 tcpdump tshark nftables ethtool iputils-ping
-                 iproute2 procps python3-venv)
+                 iproute2 procps python3-venv
+                 clang llvm libbpf-dev bpftool)  # the eBPF SRv6 data plane, for kernels without seg6
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -35,6 +36,10 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ requirements.lock -nt "$
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
     touch "$stamp"
 fi
+
+# The eBPF data plane's programs (cpn_net/dataplane/bpf/*.bpf.c -> build/bpf/*.bpf.o), compiled
+# here so that a kernel without seg6 boots at once; `cpn up` recompiles an edited source.
+.venv/bin/python -m cpn_net.dataplane.build
 
 if ! ovs-vsctl --timeout=3 show >/dev/null 2>&1; then
     echo "setup: starting Open vSwitch (ovsdb-server, ovs-vswitchd)"

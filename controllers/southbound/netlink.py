@@ -121,6 +121,9 @@ class RouterNetlink:
         monitor.bind(groups=RTMGRP_LINK)
         return monitor
 
+    def boundary(self, hosts) -> None:
+        """Nothing to do: with Linux seg6, nftables' prerouting hook sees the packet as sent."""
+
     def carrier(self, name: str) -> bool:
         for link in self.ipr.get_links(self.ifindex(name)):
             return bool(link.get_attr("IFLA_CARRIER"))

@@ -164,6 +164,16 @@ def remove_by_plan(plan, run_id: str | None = None) -> None:
                 subprocess.run(["ip", "link", "del", "dev", intf.name], capture_output=True)
 
 
+def remove_bpf(run_dir: str) -> list[str]:
+    """Unpin the eBPF data plane's programs and maps of a run and unmount its bpffs.
+
+    Only ``<run dir>/bpf`` is touched: its tc filters went with the router namespaces.
+    """
+    from cpn_net.dataplane import attach
+
+    return attach.remove(run_dir)
+
+
 def clean(run_dir: str, progress=lambda message: None) -> dict:
     """Remove every leftover of crashed cpn runs; returns what was removed."""
     removed = {"processes": [], "namespaces": [], "bridges": [], "interfaces": []}
@@ -191,6 +201,7 @@ def clean(run_dir: str, progress=lambda message: None) -> dict:
                     if intf["name"] in intfs:
                         subprocess.run(["ip", "link", "del", "dev", intf["name"]], capture_output=True)
                         removed["interfaces"].append(intf["name"])
+    removed["bpf pins"] = remove_bpf(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     for kind, items in removed.items():
         if items:

@@ -12,6 +12,7 @@ object started is stopped, by PID and by name.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -54,6 +55,28 @@ def ovs_datapath() -> str:
     return "kernel" if probe.returncode == 0 and os.path.exists("/proc/modules") else "user"
 
 
+def choose_dataplane(requested: str | None = None) -> str:
+    """The SRv6 data plane for this kernel: ``kernel`` (seg6) or ``bpf``, from the capability probe.
+
+    ``requested`` is auto, kernel or bpf (None: ``$CPN_DATAPLANE``, else auto). Raises
+    :class:`EmulationError` naming the missing feature and the fix when it cannot be had.
+    """
+    from cpn_net.dataplane import probe
+
+    try:
+        wanted = probe.requested_dataplane(requested)
+        return probe.choose_dataplane(_probe_features(), wanted)
+    except probe.ProbeError as err:
+        raise EmulationError(str(err)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_features():
+    from cpn_net.dataplane import probe
+
+    return probe.run_probe()
+
+
 def ensure_ovs_running() -> None:
     """Start ovsdb-server and ovs-vswitchd if they are not answering."""
     if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode == 0:
@@ -76,8 +99,10 @@ class EmulatedNetwork:
     """One running cpn network (one per machine at a time)."""
 
     def __init__(self, topology, *, run_dir: str | None = None, ofp_port: int = DEFAULT_OFP_PORT,
-                 rest_port: int = DEFAULT_REST_PORT, frr: bool = True, seed: int = 1, progress=None) -> None:
+                 rest_port: int = DEFAULT_REST_PORT, frr: bool = True, seed: int = 1, progress=None,
+                 dataplane: str | None = None) -> None:
         self.topology = topology
+        self.requested_dataplane = dataplane  # auto | kernel | bpf; None: $CPN_DATAPLANE, else auto
         self.plan: NetworkPlan = build_plan(topology)
         self.run_dir = run_dir or manifest_io.RUN_DIR
         self.ofp_port = ofp_port
@@ -92,6 +117,7 @@ class EmulatedNetwork:
         self.services: dict[tuple[str, str], tuple] = {}  # (node, service) -> (process, control socket)
         self.link_mode = None
         self.datapath = None
+        self.dataplane = None
         self.started_at = None
         self.timings: dict[str, float] = {}
         self.verification: dict = {}
@@ -111,6 +137,8 @@ class EmulatedNetwork:
             mark("nodes_built")
             self._configure_nodes()
             mark("nodes_configured")
+            self._attach_dataplane()
+            mark("dataplane_attached")
             self._start_links()
             mark("links_started")
             self._start_services()
@@ -148,11 +176,13 @@ class EmulatedNetwork:
                 raise EmulationError(f"TCP port {port} is already in use; pick another with {option}")
         os.makedirs(os.path.join(self.run_dir, "links"), exist_ok=True)
         manifest_io.snapshot_topology(self.run_dir, self.topology.source)
+        self.dataplane = choose_dataplane(self.requested_dataplane)  # refuses before anything is built
         ensure_ovs_running()
         self.link_mode = linkem.detect_mode()
         self.datapath = ovs_datapath()
         self._write_manifest()
-        self.progress(f"link emulation: {self.link_mode}; OVS datapath: {self.datapath}")
+        self.progress(f"SRv6 data plane: {self.dataplane}; link emulation: {self.link_mode}; "
+                      f"OVS datapath: {self.datapath}")
 
     def _build_mininet(self) -> None:
         from mininet.link import Link
@@ -193,6 +223,20 @@ class EmulatedNetwork:
         for switch in self.plan.nodes_of("switch"):
             for intf in switch.interfaces:
                 subprocess.run(["ethtool", "-K", intf.name, "tx", "off"], capture_output=True)
+
+    def _attach_dataplane(self) -> None:
+        """eBPF data plane: load, pin and attach the SRv6 programs on every router interface."""
+        if self.dataplane != "bpf":
+            return
+        from cpn_net.dataplane import attach
+
+        routers = self.plan.nodes_of("router")
+        self.progress(f"attaching the eBPF SRv6 data plane to {len(routers)} routers")
+        for router in routers:
+            try:
+                attach.attach(self.run_dir, router.name, [i.name for i in router.interfaces])
+            except RuntimeError as err:
+                raise EmulationError(str(err)) from err
 
     def _start_links(self) -> None:
         self.progress(f"starting {len(self.plan.wan_links)} WAN link elements ({self.link_mode})")
@@ -255,7 +299,7 @@ class EmulatedNetwork:
         self.progress("starting the os-ken controller")
         log = open(os.path.join(self.run_dir, "controller.log"), "ab")
         env = dict(os.environ, CPN_RUN_DIR=self.run_dir, CPN_REST_PORT=str(self.rest_port),
-                   CPN_FRR="1" if self.frr else "0")
+                   CPN_FRR="1" if self.frr else "0", CPN_DATAPLANE=self.dataplane)
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "controllers.runner", "--run-dir", self.run_dir,
              "--ofp-port", str(self.ofp_port)],
@@ -365,7 +409,7 @@ class EmulatedNetwork:
                           "configured": dict(emulator.settings) if emulator else None,
                           "ground_truth": emulator.counters() if emulator else None})
         return {"run_id": self.run_id, "topology": self.plan.topology, "link_mode": self.link_mode,
-                "ovs_datapath": self.datapath, "started_at": self.started_at, "timings": self.timings,
+                "dataplane": self.dataplane, "ovs_datapath": self.datapath, "started_at": self.started_at, "timings": self.timings,
                 "verification": self.verification, "nodes": nodes, "links": links,
                 "controller": self.controller_state()}
 
@@ -409,6 +453,7 @@ class EmulatedNetwork:
                                                                  ("--", "--if-exists", "del-br", name)],
                                capture_output=True)
         cleanup.remove_by_plan(self.plan, self.run_id)
+        cleanup.remove_bpf(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _write_manifest(self, ready: bool = False) -> None:
@@ -432,6 +477,7 @@ class EmulatedNetwork:
         data["rest_url"] = f"http://127.0.0.1:{self.rest_port}"
         data["frr"] = self.frr
         data["ovs_datapath"] = self.datapath
+        data["dataplane"] = self.dataplane
         manifest_io.write_json_atomic(os.path.join(self.run_dir, "manifest.json"), data)
 
 

@@ -243,6 +243,12 @@ def delivering_sid_prefixes(site_id_: int) -> list[ipaddress.IPv6Network]:
     return [ipaddress.IPv6Network((base | (_FUNCTION[b] << 64), 64)) for b in _DELIVERING]
 
 
+def boundary_hosts(plan) -> list[ipaddress.IPv6Address]:
+    """The addresses that may not address a router's delivering SIDs: every host's, sorted."""
+    return sorted(ipaddress.IPv6Address(n.interfaces[0].addresses[0].split("/")[0])
+                  for n in plan.nodes if n.kind in ("client", "compute"))
+
+
 def boundary_ruleset(plan, site_id_: int) -> str:
     """nftables ruleset for one router: hosts may not address its delivering SIDs.
 
@@ -260,8 +266,7 @@ def boundary_ruleset(plan, site_id_: int) -> str:
     }
     <BLANKLINE>
     """
-    hosts = sorted((ipaddress.IPv6Address(n.interfaces[0].addresses[0].split("/")[0])
-                    for n in plan.nodes if n.kind in ("client", "compute")))
+    hosts = boundary_hosts(plan)
     prefixes = ", ".join(str(p) for p in delivering_sid_prefixes(site_id_))
     return (f"table inet {BOUNDARY_TABLE} {{\n"
             f"  set hosts {{ type ipv6_addr; elements = {{ {', '.join(str(h) for h in hosts)} }} }}\n"

@@ -23,6 +23,9 @@ def netns_popen(node: str, argv: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(["ip", "netns", "exec", f"cpn-{node}", *argv], **kwargs)
 
 
+DRAIN_S = 0.25  # longer than any emulated path's one-way delay (the flagship's longest is ~40 ms)
+
+
 def measure_flow(popen, sender: str, receiver: str, address: str, *, rate_pps: float, duration_s: float,
                  workdir: str, port: int = 5999, flow_id: int = 1, event=None, event_at_s: float | None = None,
                  size_bytes: int = 64) -> dict:
@@ -61,7 +64,12 @@ def measure_flow(popen, sender: str, receiver: str, address: str, *, rate_pps: f
         _, err = sender_proc.communicate(timeout=duration_s + 30)
         if sender_proc.returncode != 0:
             raise RuntimeError(f"flow sender on {sender} failed: {err.decode()[-500:]}")
-        receiver_proc.send_signal(subprocess.signal.SIGTERM)  # all sent: stop waiting for stragglers
+        # All sent: packets still on the wire (up to the path's one-way delay, tens of ms on our
+        # topologies) get DRAIN_S to arrive, then the receiver stops waiting for stragglers.
+        try:
+            receiver_proc.wait(timeout=DRAIN_S)
+        except subprocess.TimeoutExpired:
+            receiver_proc.send_signal(subprocess.signal.SIGTERM)
         _, err = receiver_proc.communicate(timeout=30)
         if receiver_proc.returncode not in (0, -15):
             raise RuntimeError(f"flow receiver on {receiver} failed: {err.decode()[-500:]}")

@@ -64,7 +64,10 @@ def tool_version(command: list[str]) -> str | None:
     return first[0] if first else None
 
 
-def metadata(seed: int | None, link_mode: str | None, config: dict | None = None) -> dict:
+def metadata(seed: int | None, link_mode: str | None, config: dict | None = None,
+             dataplane: str | None = None) -> dict:
+    """What every result.json records about the run: versions, kernel, modes (SRv6 data plane,
+    link emulation), seed, command and the full resolved configuration."""
     from cpn_net import __version__
 
     return {
@@ -72,7 +75,7 @@ def metadata(seed: int | None, link_mode: str | None, config: dict | None = None
         "python": platform.python_version(), "kernel": platform.release(), "machine": platform.machine(),
         "cpu_count": os.cpu_count(), "packages": package_versions(),
         "open_vswitch": tool_version(["ovs-vsctl", "--version"]),
-        "link_emulation_mode": link_mode, "seed": seed, "command": sys.argv,
+        "srv6_dataplane": dataplane, "link_emulation_mode": link_mode, "seed": seed, "command": sys.argv,
         "config": config,
     }
 

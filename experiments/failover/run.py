@@ -67,7 +67,7 @@ def run_mode(topology, frr: bool, trials: int, rate_pps: float, duration_s: floa
     finally:
         network.stop()
     outages = [r["outage_ms"] for r in rows]
-    return {"frr": frr, "link_emulation_mode": mode, "trials": rows,
+    return {"frr": frr, "link_emulation_mode": mode, "srv6_dataplane": network.dataplane, "trials": rows,
             "outage_ms": {"mean": sum(outages) / len(outages), "median": stats.percentile(outages, 50),
                           "max": max(outages)},
             "lost_packets": {"mean": sum(r["lost"] for r in rows) / len(rows),
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
               "flow_duration_s": 5.0, "fail_at_s": 2.0, "failed_link": "b-d", "target_ms": TARGET_MS}
     path = results.write_result("failover", {
         "metadata": results.metadata(seed=args.seed, link_mode=modes["frr"]["link_emulation_mode"],
-                                     config=config),
+                                     config=config, dataplane=modes["frr"]["srv6_dataplane"]),
         "modes": modes,
         "summary": {name: {"outage_ms": m["outage_ms"], "lost_packets": m["lost_packets"],
                            "target_met": m["target_met"]} for name, m in modes.items()},

@@ -146,6 +146,7 @@ def main(argv=None) -> int:
                 progress(f"running {policy} for {args.duration_s:.0f} s")
                 runs.append(run_policy(network, client, topology, policy, args, workdir, progress))
         mode = network.link_mode
+        dataplane = network.dataplane
     except KeyboardInterrupt:
         progress("interrupted: tearing down, no result written")
         return 130
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
     config = {key: value for key, value in vars(args).items() if key != "topology"}
     config["topology"] = topology.to_dict()
     path = results.write_result("headline", {
-        "metadata": results.metadata(seed=args.seed, link_mode=mode, config=config),
+        "metadata": results.metadata(seed=args.seed, link_mode=mode, config=config, dataplane=dataplane),
         "runs": runs, "summary": {"by_policy": by_policy, "targets": targets,
                                   "target_limits": {"joint_p95_over_nearest_p95": 0.7,
                                                     "joint_p95_over_least_loaded_p95": 0.8,

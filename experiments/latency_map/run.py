@@ -188,6 +188,7 @@ def main(argv=None) -> int:
         progress("measuring client -> compute round-trip times")
         rows = measure_paths(network, topology, count, progress)
         mode = network.link_mode
+        dataplane = network.dataplane
         boot = dict(network.timings)
     except KeyboardInterrupt:
         progress("interrupted: tearing down, no result written")
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
               "rtt_tolerance": {"relative": RTT_TOLERANCE[0], "absolute_ms": RTT_TOLERANCE[1]}}
     directory = results.run_directory("latency_map")
     path = results.write_result("latency_map", {
-        "metadata": results.metadata(seed=args.seed, link_mode=mode, config=config),
+        "metadata": results.metadata(seed=args.seed, link_mode=mode, config=config, dataplane=dataplane),
         "boot_timings_s": boot, "link_checks": link_checks, "samples": rows, "summary": summary,
     }, directory)
     print_table(rows, summary)

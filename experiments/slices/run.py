@@ -48,6 +48,7 @@ import time
 import urllib.error
 import urllib.request
 
+from cpn_net.dataplane.show import show
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.emulation.wire import late_totals
 from cpn_net.model import load_topology
@@ -102,8 +103,8 @@ def percentile(values, q):
 def data_plane(network) -> str:
     parts = []
     for router in ("r1", "r2"):
-        parts += [sh(network, router, "ip -6 route show table all | grep -v '^local\\|^multicast\\|fe80'"),
-                  sh(network, router, "ip -6 rule"), sh(network, router, f"tc class show dev {router}-eth1")]
+        parts += [show(router, network.dataplane, network.run_dir),  # routes, rules, eBPF maps
+                  sh(network, router, f"tc class show dev {router}-eth1")]
     for switch in ("s1", "s2"):
         flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", switch],
                                capture_output=True, text=True).stdout
@@ -183,6 +184,7 @@ def part_slices(flood_s: float, progress) -> dict:
                                                          "rate_mbps": 9})
         unchanged = data_plane(network) == before
         return {
+            "srv6_dataplane": network.dataplane, "link_emulation_mode": network.link_mode,
             "declared": view,
             "guarantee": {"gold_guaranteed_mbps": 10, "bulk_flood_mbps": 30, "link_mbps": 20,
                           "gold_tcp_mbps": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e6, 3)},
@@ -326,6 +328,8 @@ def main(argv=None) -> int:
     directory = results.run_directory("slices")
     data = {"metadata": results.metadata(1, None, {"flood_s": flood_s, "churn": churn, "quick": args.quick})}
     data["slices_topology"] = part_slices(flood_s, progress)
+    data["metadata"].update(srv6_dataplane=data["slices_topology"].pop("srv6_dataplane"),
+                            link_emulation_mode=data["slices_topology"].pop("link_emulation_mode"))
     results.write_result("slices", data, directory)  # part 1 kept even if part 2 fails
     if not args.skip_flagship:
         data["enforcement"] = part_enforcement(churn, progress)

@@ -108,7 +108,7 @@ def run(args, progress) -> dict:
     overhead_pct = (100.0 * args.probe_hz * PROBE_IP_BYTES * 8 / (min(rates) * 1e6)) if rates else None
     onsets = [t["onset_s"] for t in trials if t["onset_s"] is not None]
     return {
-        "trials": trials, "delays": delays, "block_accuracy": blocks, "link_mode": mode,
+        "trials": trials, "delays": delays, "block_accuracy": blocks, "link_mode": mode, "dataplane": network.dataplane,
         "summary": {
             "loss_links_named_correctly": f"{sum(t['correct'] for t in trials)}/{len(trials)}",
             "onset_s": {"max": max(onsets) if onsets else None,
@@ -152,7 +152,8 @@ def main(argv=None) -> int:
     config = {"topology": load_topology(args.topology).to_dict(), "trials": args.trials,
               "loss_pct": args.loss_pct, "blocks": args.blocks, "probe_hz": args.probe_hz, "period_s": 1.0}
     path = results.write_result("telemetry_accuracy", {
-        "metadata": results.metadata(seed=args.seed, link_mode=outcome.pop("link_mode"), config=config),
+        "metadata": results.metadata(seed=args.seed, link_mode=outcome.pop("link_mode"), config=config,
+                                     dataplane=outcome.pop("dataplane")),
         **outcome})
     for key, value in outcome["summary"].items():
         print(f"{key:40} {value}")

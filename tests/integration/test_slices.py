@@ -257,8 +257,7 @@ def _data_plane() -> str:
     """Everything slices install: routes and rules of both routers, HTB classes, switch flows."""
     parts = []
     for router in ("r1", "r2"):
-        parts.append(in_node(router, "ip -6 route show table all | grep -v '^local\\|^multicast\\|fe80'").stdout)
-        parts.append(in_node(router, "ip -6 rule").stdout)
+        parts.append(cpn("dataplane", "show", router).stdout)  # routes, rules and (eBPF) SID/encap maps
         parts.append(in_node(router, f"tc class show dev {router}-eth1").stdout)
     for switch in ("s1", "s2"):
         flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", switch],

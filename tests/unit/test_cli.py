@@ -127,7 +127,7 @@ def test_down_needs_root(monkeypatch, capsys):
 
 # ------------------------------------------------------------------ summary
 STATUS = {
-    "run_id": "r-1", "topology": "tiny", "link_mode": "userspace", "ovs_datapath": "netdev",
+    "run_id": "r-1", "topology": "tiny", "link_mode": "userspace", "dataplane": "bpf", "ovs_datapath": "netdev",
     "nodes": [
         {"name": "r1", "kind": "router", "site": "east", "namespace": "cpn-r1",
          "addresses": ["2001:db8:1::1/64", "fd00:1::1/64"]},
@@ -150,7 +150,8 @@ STATUS = {
 
 def test_format_summary():
     lines = cli.format_summary(STATUS).splitlines()
-    assert lines[0] == "topology tiny  run r-1  link emulation: userspace  OVS datapath: netdev"
+    assert lines[0] == ("topology tiny  run r-1  SRv6 data plane: bpf  link emulation: userspace"
+                        "  OVS datapath: netdev")
     assert lines[2].split() == ["node", "kind", "site", "namespace", "IPv6"]
     assert lines[4].split() == ["r1", "router", "east", "cpn-r1", "2001:db8:1::1", "fd00:1::1"]
     assert lines[5].split() == ["s1", "switch", "east", "(root)"]

@@ -1,0 +1,101 @@
+"""Compile the eBPF data plane's C sources with clang; name what fails.
+
+The setup compiles them (``scripts/setup.sh`` runs ``python -m cpn_net.dataplane.build``);
+``cpn up`` compiles again when a source is newer than its object, so an edited
+program never runs stale. No compiled object is committed: objects go to
+``build/bpf/`` beside the sources' package (ignored by git), or to
+``$CPN_BPF_BUILD_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+
+SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf")
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROGRAMS = ("srv6",)  # srv6.bpf.c -> srv6.bpf.o
+SETUP_HINT = "run the README's setup (sudo bash scripts/setup.sh), which installs clang, llvm, libbpf-dev and bpftool"
+
+
+class BuildError(RuntimeError):
+    """A BPF program could not be compiled, loaded or verified; the message names it and the fix."""
+
+
+def build_dir() -> str:
+    return os.environ.get("CPN_BPF_BUILD_DIR") or os.path.join(PROJECT_DIR, "build", "bpf")
+
+
+def source_path(name: str) -> str:
+    return os.path.join(SOURCE_DIR, f"{name}.bpf.c")
+
+
+def object_path(name: str) -> str:
+    return os.path.join(build_dir(), f"{name}.bpf.o")
+
+
+def compile_command(name: str, out: str) -> list[str]:
+    arch_include = f"/usr/include/{platform.machine()}-linux-gnu"
+    return ["clang", "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I", arch_include,
+            "-c", source_path(name), "-o", out]
+
+
+def ensure_built(name: str = "srv6") -> str:
+    """The object of program ``name``, compiled first if missing or older than its source."""
+    out = object_path(name)
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(source_path(name)):
+        return out
+    if shutil.which("clang") is None:
+        raise BuildError(f"cannot compile the eBPF data plane ({name}.bpf.c): clang is not installed; {SETUP_HINT}")
+    os.makedirs(build_dir(), exist_ok=True)
+    tmp = f"{out}.{os.getpid()}.tmp"
+    proc = subprocess.run(compile_command(name, tmp), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"compiling {source_path(name)} failed:\n{_first_error(proc.stderr)}")
+    os.replace(tmp, out)
+    return out
+
+
+def _first_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if "error" in line]
+    return "\n".join((lines or stderr.splitlines())[:8])
+
+
+def verifier_excerpt(log: str) -> str:
+    """The program and the verifier's complaint (with its source line) from a failed load.
+
+    >>> verifier_excerpt('''libbpf: prog 'cpn_sid': BPF program load failed: Permission denied
+    ... ; if (x) @ srv6.bpf.c:120
+    ... 12: (85) call bpf_skb_store_bytes#9
+    ... R4 invalid zero-sized read
+    ... processed 10 insns''')
+    'program cpn_sid, at srv6.bpf.c:120: R4 invalid zero-sized read'
+    """
+    program = re.search(r"prog '([^']+)'", log)
+    sources = re.findall(r"@ ([\w.]+:\d+)", log)
+    complaint = ""
+    for line in log.splitlines():
+        text = line.strip()
+        if text and not text.startswith((";", "libbpf", "processed", "--", "Error", "Warning", "If it")) \
+                and not re.match(r"^\d+: \(", text) and not text.startswith("verification time"):
+            complaint = text
+    where = f", at {sources[-1]}" if sources else ""
+    return f"program {program.group(1) if program else '?'}{where}: {complaint or log.strip()[-300:]}"
+
+
+def main() -> int:
+    try:
+        for name in PROGRAMS:
+            print(f"bpf: {ensure_built(name)}")
+    except BuildError as err:
+        print(f"bpf: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
