@@ -83,9 +83,11 @@ class RouterBpf:
         The run directory: maps are pinned under ``<run_dir>/bpf/<router>/maps``.
     kernel : RouterNetlink, optional
         The netlink session for kernel routes and rules (opened here by default).
+    maps : dict, optional
+        ``{map name: object with update / delete / lookup}``; the pinned maps by default.
     """
 
-    def __init__(self, router: str, *, plan, run_dir: str, kernel=None) -> None:
+    def __init__(self, router: str, *, plan, run_dir: str, kernel=None, maps=None) -> None:
         self.router = router
         node = plan.node(router)
         self.site_id = node.site_id
@@ -97,15 +99,7 @@ class RouterBpf:
                 self.neighbours[link.intf_a] = link.address_b
             if link.router_b == router:
                 self.neighbours[link.intf_b] = link.address_a
-        where = os.path.join(attach.pin_dir(run_dir, router), "maps")
-        self.maps = {}
-        try:
-            for name, (key, value) in MAP_SIZES.items():
-                self.maps[name] = bpfsys.PinnedMap(os.path.join(where, name), key, value)
-        except OSError as err:
-            self.close_maps()
-            raise NetlinkError(f"router {router}: the eBPF data plane is not attached ({err}); "
-                               "was the network booted with --dataplane bpf?") from err
+        self.maps = maps if maps is not None else self._open_maps(run_dir)
         self.kernel = kernel if kernel is not None else RouterNetlink(router)
         self.installed: dict[tuple, _Route] = {}  # (table, prefix, project metric) -> route
         self.sids: dict[str, _Sid] = {}
@@ -116,6 +110,19 @@ class RouterBpf:
         self.next_index = 1
         self.kernel.rule("del", _fallback_rule())
         self.kernel.rule("add", _fallback_rule())
+
+    def _open_maps(self, run_dir: str) -> dict:
+        where = os.path.join(attach.pin_dir(run_dir, self.router), "maps")
+        maps = {}
+        try:
+            for name, (key, value) in MAP_SIZES.items():
+                maps[name] = bpfsys.PinnedMap(os.path.join(where, name), key, value)
+        except OSError as err:
+            for pinned in maps.values():
+                pinned.close()
+            raise NetlinkError(f"router {self.router}: the eBPF data plane is not attached ({err}); "
+                               "was the network booted with --dataplane bpf?") from err
+        return maps
 
     # ------------------------------------------------------------------ routes
     def route(self, op: str, spec: dict) -> None:
@@ -151,7 +158,8 @@ class RouterBpf:
     def _plain_route(self, op: str, key: tuple, spec: dict, old: _Route | None) -> None:
         metric = R.kernel_metric(key[2], 0)
         self.kernel.route("replace" if old is not None else op, self._kernel_spec(spec, metric))
-        if old is not None and old.encap:
+        if old is not None and old.encap:  # its own metric: another kernel route, now uncovered
+            self.kernel.route("del", self._kernel_spec(old.spec, old.metric))
             self._remove_policy(old)
         self.installed[key] = _Route(dict(spec), metric)
 

@@ -81,7 +81,7 @@ def format_bpf(sids: dict, encaps: dict, routes: list[dict], rules: list[dict]) 
             text += f" srh segs {travel.replace(' ', ',')}"
         lines.append(text)
     lines.append("# routes (policy routes: map cpn_encaps, keyed by the route's metric)")
-    internal = {r["table"] for r in rules if r.get("fwmark") is not None and r["fwmark"] & R.MARK_MASK == R.MARK_BASE}
+    internal = {r["table"] for r in rules if isinstance(r.get("table"), int) and r["table"] & R.MARK_MASK == R.TABLE_BASE}
     for route in routes:
         if route.get("table") in internal:
             continue

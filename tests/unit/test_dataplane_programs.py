@@ -40,7 +40,7 @@ from cpn_net.dataplane.records import (BINDING_KEY_BASE, STAT_NAMES, Action, Enc
 from cpn_net.srv6.packet import decode_srv6, encapsulate
 from cpn_net.srv6.sids import binding_sid, end_dt6_sid, end_dx6_sid, end_sid, end_x_sid
 
-TC_ACT_OK, TC_ACT_SHOT = 0, 2
+TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
 MAC_ROUTER, MAC_PEER = "02:00:00:00:01:01", "02:00:00:00:02:02"
 CLIENT, COMPUTE = "2001:db8:1::1:1", "2001:db8:3::2:1"
 HEADEND = "fcbb:bb00:9::1"  # an upstream router's tunnel source
@@ -565,7 +565,7 @@ def test_h_encaps_pushes_the_routes_prebuilt_header(dp, scratch, ingress):
     frame, inner = plain_frame()
     ifindex = scratch.lan_ifindex if ingress == "lan" else 0  # 0: locally sent, looked up as from lo
     run = scratch.run(dp, frame, ingress_ifindex=ifindex)
-    assert run.rc == TC_ACT_OK
+    assert run.rc == TC_ACT_REDIRECT  # sent through egress again, to be measured with its outer header
     assert run.counted == {"h_encaps": 1}, _fib_failure(scratch, run, COMPUTE, 0)
     expected = encapsulate(inner, ENCAP_SOURCE, MAIN_LIST, flow_label=0x12345)  # traffic class copied by default
     assert run.out == frame[:14] + expected

@@ -380,9 +380,14 @@ int cpn_encap(struct __sk_buff *skb)
 	if (!e)
 		return TC_ACT_OK;
 	rc = encapsulate(skb, e);
-	if (rc == TC_ACT_OK)
-		count(STAT_ENCAP);
-	return rc;
+	if (rc != TC_ACT_OK)
+		return rc;
+	count(STAT_ENCAP);
+	/* Send it again through this interface's egress: the qdisc (HTB of links and slices) measured
+	 * the packet before this hook ran, without the outer header, and would let a shaped link
+	 * carry 4 % more than its rate. Redirected, the packet is measured anew; this program passes
+	 * it on the second pass (its destination is a SID), and nftables' egress hook skips it. */
+	return bpf_redirect(skb->ifindex, 0);
 }
 
 char _license[] SEC("license") = "GPL";
