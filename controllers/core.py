@@ -17,7 +17,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from controllers.southbound import ipbatch
 from cpn_net.baseline import interface_plan, router_specs, site_graph
 from cpn_net.srv6.baseline import igp_routes
 from cpn_net.srv6.errors import PathError, PolicyError, SegmentError
@@ -41,11 +40,14 @@ class UnknownPolicy(KeyError):
 
 class ControllerCore:
     def __init__(self, plan, *, netlink_factory, frr: bool = True, clock=time.monotonic,
-                 batch_runner=None, dataplane: str = "kernel") -> None:
+                 batch_runner=None, dataplane: str = "kernel", adopt: bool = False) -> None:
         self.plan = plan
+        # A restarted controller takes over what its predecessor installed: its installs
+        # replace instead of add, and a rule that exists already is kept (no gap on the wire).
+        self.adopt = adopt
         self.dataplane = dataplane  # kernel (Linux seg6) or bpf: which driver netlink_factory makes
         self.netlink_factory = netlink_factory
-        self.batch_runner = batch_runner  # (router, ip -batch lines) -> None; None: one request per spec
+        self.batch_runner = batch_runner  # (router, route specs, rule specs) -> None; None: one request per spec
         self.frr = frr
         self.clock = clock
         self.hosts = hosts_of_plan(plan)
@@ -216,10 +218,14 @@ class ControllerCore:
         return new.compiled != old.compiled or new.path.sites != old.path.sites
 
     # ------------------------------------------------------------ policies
-    def add_policy(self, spec) -> dict:
-        """Plan and install one SR policy; on any failure nothing of it stays installed."""
+    def add_policy(self, spec, table: int | None = None) -> dict:
+        """Plan and install one SR policy; on any failure nothing of it stays installed.
+
+        ``table``: the routing table of a flow policy (default the lowest free one); a
+        restarted controller gives each the table it had.
+        """
         with self.lock:
-            planned = self._plan_new(spec)
+            planned = self._plan_new(spec, table)
             self._install(planned)
             self._register(planned)
             return planned.to_dict()
@@ -243,7 +249,7 @@ class ControllerCore:
                     continue
                 self._register(planned, event=False)  # later policies of the batch see it
                 planned_all.append(planned)
-            if self.batch_runner is None or not planned_all:
+            if self.batch_runner is None or not planned_all or self.adopt:
                 installed = []
                 for planned in planned_all:
                     self._unregister(planned)
@@ -256,13 +262,13 @@ class ControllerCore:
                     installed.append(planned.to_dict())
                 return installed, refused
             try:
-                by_router: dict[str, list[str]] = {}
+                by_router: dict[str, tuple[list, list]] = {}
                 for planned in planned_all:
-                    lines = by_router.setdefault(planned.compiled.router, [])
-                    lines += [ipbatch.route_line(r) for r in planned.compiled.routes]
-                    lines += [ipbatch.rule_line(r) for r in planned.compiled.rules]
-                for router, lines in by_router.items():
-                    self.batch_runner(router, lines)
+                    routes, rules = by_router.setdefault(planned.compiled.router, ([], []))
+                    routes += planned.compiled.routes
+                    rules += planned.compiled.rules
+                for router, (routes, rules) in by_router.items():
+                    self.batch_runner(router, routes, rules)
             except Exception:
                 for planned in planned_all:
                     self._unregister(planned)
@@ -278,13 +284,16 @@ class ControllerCore:
                 self._event(kind="policy_added", policy=planned.spec.name, path=list(planned.path.sites))
             return [p.to_dict() for p in planned_all], refused
 
-    def _plan_new(self, spec):
+    def _plan_new(self, spec, table: int | None = None):
         if spec.name in self.policies:
             raise PolicyConflict(f"policy {spec.name!r} exists already; delete it first or pick another name")
         graph = self.graph()
         if spec.headend not in graph:
             raise PolicyError(f"policy {spec.name!r}: headend {spec.headend!r} is not a site of this network")
-        table = self._free_table() if getattr(spec, "flow", None) is not None else None
+        if getattr(spec, "flow", None) is None:
+            table = None
+        elif table is None or table in self.tables.values():
+            table = self._free_table()
         # Reservations only matter to a bandwidth-constrained request: skip the sum otherwise.
         reservations = {}
         if spec.objective == "bandwidth":
@@ -337,10 +346,14 @@ class ControllerCore:
         done = []
         try:
             for spec in planned.compiled.routes:
-                session.route("add", spec)
+                session.route("replace" if self.adopt else "add", spec)
                 done.append(("route", spec))
             for spec in planned.compiled.rules:
-                session.rule("add", spec)
+                try:
+                    session.rule("add", spec)
+                except Exception as err:
+                    if not (self.adopt and "File exists" in str(err)):
+                        raise
                 done.append(("rule", spec))
         except Exception:
             removal = planned.compiled.removal()
@@ -398,6 +411,10 @@ class _SessionProxy:
 
     def carrier(self, name: str) -> bool:
         return self.core._call(self.router, "carrier", name)
+
+    def batch(self, routes: list, rules: list) -> None:
+        """Many route and rule specs in one go (the eBPF driver: map updates plus one ``ip -batch``)."""
+        return self.core._call(self.router, "batch", routes, rules)
 
     def boundary(self, hosts) -> None:
         """The SR domain boundary in the driver's own terms (eBPF); the kernel driver has nft's."""

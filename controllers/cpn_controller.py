@@ -71,16 +71,21 @@ class CpnController(app_manager.OSKenApp):
         }
         self.dataplane = os.environ.get("CPN_DATAPLANE", "kernel")
         if self.dataplane == "bpf":
-            factory, batch_runner = bpf_driver.factory(self.plan, self.run_dir), None
+            factory, batch_runner = bpf_driver.factory(self.plan, self.run_dir), self._driver_batch
         else:
-            factory, batch_runner = RouterNetlink, ipbatch.run_batch
+            factory, batch_runner = RouterNetlink, ipbatch.run_specs
         self.state["dataplane"] = self.dataplane
+        # Restarted on a running network: take over what is installed instead of starting afresh.
+        self.adopt = os.environ.get("CPN_CONTROLLER_ADOPT") == "1"
         self.core = ControllerCore(self.plan, netlink_factory=factory, dataplane=self.dataplane,
-                                   frr=os.environ.get("CPN_FRR", "1") != "0", batch_runner=batch_runner)
-        self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.changed)
+                                   frr=os.environ.get("CPN_FRR", "1") != "0", batch_runner=batch_runner,
+                                   adopt=self.adopt)
+        self.api = ControllerApi(self.core, manifest_io.topology_snapshot(self.run_dir), self.changed,
+                                 state_path=os.path.join(self.run_dir, "runtime-policies.json"))
         self.rest = None
         self.monitor = None
         self.datapaths = {}
+        self.adopted_switches: set[int] = set()
         self.telemetry = TelemetryService(self.plan, self.run_dir, self.send_colour,
                                           period_s=float(os.environ.get("CPN_ALTMARK_PERIOD_S", "1.0")),
                                           probe_hz=float(os.environ.get("CPN_IOAM_PROBE_HZ", "10")),
@@ -92,6 +97,8 @@ class CpnController(app_manager.OSKenApp):
         try:
             self.core.install_baseline()
             self.api.install_declared_policies()
+            if self.adopt:
+                self.state["errors"] += self.api.reinstall_runtime_policies()
             self.telemetry.start()
             if self.api.topology_model is not None and self.api.topology_model.services:
                 self.steering = SteeringService(self.core, self.api.topology_model, self.run_dir, self.telemetry,
@@ -113,7 +120,13 @@ class CpnController(app_manager.OSKenApp):
         except Exception as err:  # reported to the emulator, which stops the boot
             LOG.exception("controller start-up failed")
             self.state["errors"].append(f"start-up: {type(err).__name__}: {err}")
+        self.core.adopt = False  # taken over: what comes next is new
+        self.state["adopted"] = self.adopt
         self.save()
+
+    def _driver_batch(self, router: str, routes, rules) -> None:
+        """eBPF data plane: the driver writes the maps and hands the kernel one ``ip -batch``."""
+        self.core.session(router).batch(routes, rules)
 
     def save(self) -> None:
         with self.state_lock:
@@ -147,10 +160,15 @@ class CpnController(app_manager.OSKenApp):
             self.state["errors"].append(f"unknown switch dpid {datapath.id} connected; ignored")
             self.save()
             return
-        datapath.send_msg(openflow.delete_all_flows(datapath))
+        # A restarted controller leaves the switch's flows in place (the switch kept forwarding
+        # with them) and writes the same ones over them: no gap on the wire.
+        first = datapath.id not in self.adopted_switches
+        if not (self.adopt and first):
+            datapath.send_msg(openflow.delete_all_flows(datapath))
+        self.adopted_switches.add(datapath.id)
         if self.slices is not None:
             for meter in self.slices.meters().get(datapath.id, []):
-                datapath.send_msg(openflow.meter_mod(datapath, meter, "add"))
+                datapath.send_msg(openflow.meter_mod(datapath, meter, "modify" if self.adopt and first else "add"))
         for spec in self.flows[datapath.id] + self._colour_flows(datapath.id, self.telemetry.colour):
             datapath.send_msg(openflow.flow_mod(datapath, spec))
         self.datapaths[datapath.id] = datapath

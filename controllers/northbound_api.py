@@ -10,6 +10,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from controllers.core import PolicyConflict, UnknownPolicy
@@ -23,8 +24,12 @@ LOG = logging.getLogger("cpn.northbound")
 
 
 class ControllerApi:
-    def __init__(self, core, topology, on_change=lambda: None) -> None:
+    def __init__(self, core, topology, on_change=lambda: None, state_path: str | None = None) -> None:
         self.core = core
+        # Policies added at runtime, as requested, so that a restarted controller takes them
+        # over: {name: {"body": REST body, "table": flow table or None}} in state_path (JSON).
+        self.state_path = state_path
+        self.runtime: dict[str, dict] = {}
         self.telemetry = None
         self.steering = None
         self.slices = None  # a SliceService once slicing runs; None answers the slice calls with 404
@@ -37,6 +42,41 @@ class ControllerApi:
             return
         for spec in self.topology_model.policies:
             self.core.add_policy(spec)
+
+    def reinstall_runtime_policies(self) -> list[str]:
+        """A restarted controller: install again the runtime policies its predecessor recorded.
+
+        Returns the problems (a policy that no longer plans); the others keep their tables.
+        """
+        from cpn_net.model.policies import parse_policy
+
+        if not self.state_path or self.topology_model is None:
+            return []
+        try:
+            with open(self.state_path) as handle:
+                recorded = json.load(handle)
+        except (OSError, ValueError):
+            return []
+        problems = []
+        for name, entry in recorded.items():
+            try:
+                self.core.add_policy(parse_policy(entry["body"], self.topology_model), table=entry.get("table"))
+                self.runtime[name] = entry
+            except Exception as err:  # reported, the others still come back
+                problems.append(f"runtime policy {name!r} not taken over: {err}")
+        self._save_runtime()
+        return problems
+
+    def _record(self, bodies: dict) -> None:
+        for name, body in bodies.items():
+            self.runtime[name] = {"body": body, "table": self.core.tables.get(name)}
+        self._save_runtime()
+
+    def _save_runtime(self) -> None:
+        if self.state_path:
+            from cpn_net.emulation.manifest import write_json_atomic
+
+            write_json_atomic(self.state_path, self.runtime)
 
     # --------------------------------------------------------- NorthboundApi
     def status(self) -> dict:
@@ -92,6 +132,7 @@ class ControllerApi:
         except Exception as err:  # netlink refused: already rolled back by the core
             LOG.exception("installing policy %s", spec.name)
             raise ApiError(500, f"installing policy {spec.name!r} failed and was rolled back: {err}") from None
+        self._record({spec.name: body})
         self.on_change()
         return result
 
@@ -114,6 +155,8 @@ class ControllerApi:
                 422 if isinstance(err, (PolicyError, PathError, SegmentError)) else 500
             refused.append({"name": name, "status": status, "message": str(err)})
         if installed:
+            by_name = {b.get("name"): b for b in bodies if isinstance(b, dict)}
+            self._record({p["name"]: by_name[p["name"]] for p in installed if p["name"] in by_name})
             self.on_change()
         return {"installed": installed, "refused": refused}
 
@@ -122,6 +165,8 @@ class ControllerApi:
             removed = self.core.delete_policy(name)
         except UnknownPolicy as err:
             raise ApiError(404, str(err)) from None
+        if self.runtime.pop(name, None) is not None:
+            self._save_runtime()
         self.on_change()
         return {"removed": removed}
 
@@ -201,6 +246,8 @@ class ControllerApi:
             removed = service.delete(name)
         except UnknownSlice as err:
             raise ApiError(404, str(err)) from None
+        if self.runtime.pop(name, None) is not None:
+            self._save_runtime()
         self.on_change()
         return {"removed": removed}
 

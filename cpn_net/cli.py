@@ -520,6 +520,22 @@ def format_policies(policies: list[dict]) -> str:
 
 
 def cmd_controller(args) -> int:
+    if args.action == "restart":
+        from cpn_net.emulation.daemon import ControlError, call
+
+        _need_root("controller restart")
+        try:
+            reply = call(manifest_io.RUN_DIR, {"op": "restart_controller"}, timeout_s=120)
+        except ControlError as err:
+            print(err, file=sys.stderr)
+            return EXIT_PROBLEM
+        if not reply.get("ok"):
+            print(f"controller restart failed: {reply.get('error')}", file=sys.stderr)
+            return EXIT_PROBLEM
+        info = reply["restart"]
+        print(f"controller restarted: PID {info['old_pid']} -> {info['pid']}, {info['without_controller_s']} s "
+              f"without a controller (the data plane kept forwarding), took over what was installed")
+        return EXIT_OK
     from controllers import runner
 
     argv = ["--ofp-port", str(args.ofp_port)]
@@ -677,7 +693,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="clean even if a daemon seems alive")
     p.set_defaults(func=cmd_clean)
 
-    p = sub.add_parser("controller", help="run the os-ken controller alone")
+    p = sub.add_parser("controller", help="run the os-ken controller alone, or restart the running network's")
+    p.add_argument("action", nargs="?", choices=["run", "restart"], default="run",
+                   help="run (default): this process is the controller; restart: replace the running "
+                        "network's controller by a new one that takes over the installed state")
     p.add_argument("--run-dir")
     p.add_argument("--ofp-port", type=int, default=6653)
     p.set_defaults(func=cmd_controller)

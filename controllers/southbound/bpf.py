@@ -31,6 +31,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from controllers.southbound import ipbatch
 from controllers.southbound.netlink import NetlinkError, RouterNetlink
 from cpn_net.dataplane import attach, bpfsys
 from cpn_net.dataplane import records as R
@@ -110,6 +111,62 @@ class RouterBpf:
         self.next_index = 1
         self.kernel.rule("del", _fallback_rule())
         self.kernel.rule("add", _fallback_rule())
+
+    def adopt(self, routes: list[dict], rules: list[dict]) -> None:
+        """Take over what an earlier controller installed: the pinned maps and the kernel's routes.
+
+        ``routes`` and ``rules`` are the router's kernel routes and rules as
+        :func:`cpn_net.dataplane.show.kernel_routes` / ``kernel_rules`` read them. Afterwards a
+        ``replace`` of the same spec changes nothing on the wire (same SID entry, same slot,
+        same metric), so a restarted controller re-installs its state without a gap.
+        """
+        defaults = {r["table"]: r for r in routes if _prefix(r["dst"]) == "::/0"}
+        tables = {r["fwmark"]: r["table"] for r in rules
+                  if r.get("fwmark") is not None and r["fwmark"] & R.MARK_MASK == R.MARK_BASE and r.get("table")}
+        for key, value in self.maps["cpn_sids"].items():
+            entry = R.SidEntry.unpack(value)
+            sid = str(ipaddress.IPv6Address(key))
+            encap = {"type": "seg6local", "action": entry.action.behaviour}
+            spec = {"dst": f"{sid}/128", "encap": encap}
+            installed = _Sid(entry, spec, 0)
+            if entry.mark:
+                installed.index = entry.mark - R.MARK_BASE
+                table = tables.get(entry.mark)
+                if table is not None:
+                    installed.rules.append({"priority": R.RULE_PRIORITY, "fwmark": entry.mark, "table": table})
+                via = defaults.get(R.TABLE_BASE + installed.index)
+                if entry.action in (R.Action.END_X, R.Action.END_DX6) and via is not None:
+                    spec["oif"], encap["nh6"] = via["dev"], via["gateway"]
+                    installed.routes.append({"dst": "::/0", "table": R.TABLE_BASE + installed.index,
+                                             "gateway": via["gateway"], "oif": via["dev"],
+                                             "priority": R.kernel_metric(R.DEFAULT_METRIC, 0)})
+                elif entry.action is R.Action.END_DT6 and table is not None:
+                    encap["table"] = table
+            elif entry.encap:
+                installed.index = entry.encap - R.BINDING_KEY_BASE
+                bound = self.maps["cpn_encaps"].lookup(R.u32_key(entry.encap))
+                if bound is not None:
+                    encap["srh"] = {"segs": list(R.EncapEntry.unpack(bound).segments)}
+            self.sids[sid] = installed
+        indexes = {s.index for s in self.sids.values() if s.index}
+        self.next_index = max(indexes, default=0) + 1
+        self.free_indexes = sorted(set(range(1, self.next_index)) - indexes, reverse=True)
+        internal = {R.TABLE_BASE + i for i in indexes}
+        for route in routes:
+            metric, table = route.get("metric"), route.get("table", R.MAIN_TABLE)
+            if metric is None or metric < (1 << R.METRIC_SHIFT) or table in internal or route.get("type") not in \
+                    (None, "unicast"):
+                continue
+            prefix, priority, slot = _prefix(route["dst"]), R.project_metric(metric), metric & R.MAX_SLOT
+            spec = {"dst": prefix, "table": table, "oif": route.get("dev"), "priority": priority}
+            if slot:
+                if self.maps["cpn_encaps"].lookup(R.u32_key(metric)) is None:
+                    continue
+                self._prefix_ref(prefix, +1)
+                self.next_slot[priority] = max(self.next_slot.get(priority, 1), slot + 1)
+            elif route.get("gateway"):
+                spec["gateway"] = route["gateway"]
+            self.installed[(table, prefix, priority)] = _Route(spec, metric, slot, prefix)
 
     def _open_maps(self, run_dir: str) -> dict:
         where = os.path.join(attach.pin_dir(run_dir, self.router), "maps")
@@ -260,13 +317,17 @@ class RouterBpf:
             raise NetlinkError(f"router {self.router}: route add {spec['dst']} (local SID): "
                                f"{(errno.EEXIST, 'File exists')}")
         if old is not None:
+            if _sid_identity(old.spec) == _sid_identity(spec):
+                return  # the same behaviour (a restarted controller's baseline): nothing to change
             self._remove_sid(sid, old)
         encap = spec["encap"]
         try:
             action = R.Action.named(encap["action"])
         except ValueError as err:
             raise NetlinkError(f"router {self.router}: route {spec['dst']}: {err}") from None
-        index = self.free_indexes.pop() if self.free_indexes else self._next_index()
+        needs_index = action in (R.Action.END_X, R.Action.END_DX6, R.Action.END_B6_ENCAPS) or (
+            action is R.Action.END_DT6 and int(encap.get("table", R.MAIN_TABLE)) != R.MAIN_TABLE)
+        index = (self.free_indexes.pop() if self.free_indexes else self._next_index()) if needs_index else 0
         mark = R.MARK_BASE + index
         table = R.TABLE_BASE + index
         installed = _Sid(R.SidEntry(action), dict(spec), index)
@@ -278,7 +339,7 @@ class RouterBpf:
                 installed.routes.append(route)
                 installed.rules.append(self._mark_rule(mark, table))
                 installed.entry = R.SidEntry(action, mark=mark)
-            elif action is R.Action.END_DT6 and int(encap.get("table", R.MAIN_TABLE)) != R.MAIN_TABLE:
+            elif action is R.Action.END_DT6 and index:
                 installed.rules.append(self._mark_rule(mark, int(encap["table"])))
                 installed.entry = R.SidEntry(action, mark=mark)
             elif action is R.Action.END_B6_ENCAPS:
@@ -290,7 +351,8 @@ class RouterBpf:
             self.maps["cpn_sids"].update(R.address_key(sid), installed.entry.pack())
         except Exception as err:
             self._undo_sid(installed)
-            self.free_indexes.append(index)
+            if index:
+                self.free_indexes.append(index)
             if isinstance(err, ValueError):
                 raise NetlinkError(f"router {self.router}: route {spec['dst']}: {err}") from err
             raise
@@ -311,7 +373,8 @@ class RouterBpf:
         self.maps["cpn_sids"].delete(R.address_key(sid))
         self._undo_sid(old)
         del self.sids[sid]
-        self.free_indexes.append(old.index)
+        if old.index:
+            self.free_indexes.append(old.index)
 
     def _undo_sid(self, sid: _Sid) -> None:
         for rule in sid.rules:
@@ -320,6 +383,23 @@ class RouterBpf:
             self.kernel.route("del", route)
         if sid.entry.action is R.Action.END_B6_ENCAPS and sid.entry.encap:
             self.maps["cpn_encaps"].delete(R.u32_key(sid.entry.encap))
+
+    def batch(self, routes: list, rules: list) -> None:
+        """Add many route and rule specs: map entries now, the kernel's share in one ``ip -batch``.
+
+        On failure the specs stay registered: the caller removes them (``route("del")``), which
+        takes whatever of them reached the kernel and the maps.
+        """
+        kernel, collector = self.kernel, _Collector()
+        self.kernel = collector
+        try:
+            for spec in routes:
+                self.route("add", spec)
+            for spec in rules:
+                self.rule("add", spec)
+        finally:
+            self.kernel = kernel
+        ipbatch.run_batch(self.router, collector.lines)
 
     # -------------------------------------------------------- rules and the rest
     def rule(self, op: str, spec: dict) -> None:
@@ -368,6 +448,26 @@ class RouterBpf:
         self.kernel.close()
 
 
+def _sid_identity(spec: dict) -> tuple:
+    """What a local SID does, as far as the data plane is concerned (not where its route hangs)."""
+    encap = spec.get("encap") or {}
+    return (encap.get("action"), encap.get("nh6"), int(encap.get("table", R.MAIN_TABLE)),
+            tuple((encap.get("srh") or {}).get("segs", ())))
+
+
+class _Collector:
+    """Stands in for the netlink session while a batch is staged: kernel changes become ``ip`` lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def route(self, op: str, spec: dict) -> None:
+        self.lines.append(ipbatch.route_line(spec, op))
+
+    def rule(self, op: str, spec: dict) -> None:
+        self.lines.append(ipbatch.rule_line(spec, op))
+
+
 def _fallback_rule() -> dict:
     """Marked packets whose table has no route are dropped (seg6local looks up one table only)."""
     return {"priority": R.FALLBACK_RULE_PRIORITY, "fwmark": R.MARK_BASE, "fwmask": R.MARK_MASK,
@@ -375,5 +475,16 @@ def _fallback_rule() -> dict:
 
 
 def factory(plan, run_dir: str):
-    """``netlink_factory`` for :class:`controllers.core.ControllerCore` in eBPF mode."""
-    return functools.partial(RouterBpf, plan=plan, run_dir=run_dir)
+    """``netlink_factory`` for :class:`controllers.core.ControllerCore` in eBPF mode.
+
+    Each driver first adopts what is pinned and routed already (nothing on a fresh boot;
+    everything an earlier controller of this run installed after a restart).
+    """
+    from cpn_net.dataplane import show
+
+    def make(router: str) -> RouterBpf:
+        driver = RouterBpf(router, plan=plan, run_dir=run_dir)
+        driver.adopt(show.kernel_routes(router), show.kernel_rules(router))
+        return driver
+
+    return make

@@ -64,6 +64,11 @@ def rule_line(spec: dict, op: str = "add") -> str:
     return " ".join(parts)
 
 
+def run_specs(router: str, routes, rules) -> None:
+    """Route specs, then rule specs, into ``router`` in one ``ip -batch`` (the kernel driver's batch)."""
+    run_batch(router, [route_line(r) for r in routes] + [rule_line(r) for r in rules])
+
+
 def run_batch(router: str, lines: list[str]) -> None:
     """Apply ``lines`` in the router's namespace; stop at the first refused line."""
     if not lines:

@@ -52,9 +52,16 @@ def mount(run_dir: str) -> str:
     return root
 
 
-def load(run_dir: str, router: str) -> str:
-    """Load the programs for ``router`` and pin them and their maps; returns the pin directory."""
-    obj = ensure_built("srv6")
+def load(run_dir: str, router: str, obj: str | None = None) -> str:
+    """Load the programs for ``router`` and pin them and their maps; returns the pin directory.
+
+    Raises
+    ------
+    BuildError
+        bpftool is missing (naming the setup step), or the kernel refused a program: the
+        message names the program and the verifier's complaint with its source line.
+    """
+    obj = obj or ensure_built("srv6")
     if shutil.which("bpftool") is None:
         raise BuildError("bpftool is not installed; run the README's setup (sudo bash scripts/setup.sh)")
     mount(run_dir)

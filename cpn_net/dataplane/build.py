@@ -30,32 +30,40 @@ def build_dir() -> str:
     return os.environ.get("CPN_BPF_BUILD_DIR") or os.path.join(PROJECT_DIR, "build", "bpf")
 
 
-def source_path(name: str) -> str:
-    return os.path.join(SOURCE_DIR, f"{name}.bpf.c")
+def source_path(name: str, source_dir: str = SOURCE_DIR) -> str:
+    return os.path.join(source_dir, f"{name}.bpf.c")
 
 
 def object_path(name: str) -> str:
     return os.path.join(build_dir(), f"{name}.bpf.o")
 
 
-def compile_command(name: str, out: str) -> list[str]:
+def compile_command(source: str, out: str) -> list[str]:
     arch_include = f"/usr/include/{platform.machine()}-linux-gnu"
     return ["clang", "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I", arch_include,
-            "-c", source_path(name), "-o", out]
+            "-c", source, "-o", out]
 
 
-def ensure_built(name: str = "srv6") -> str:
-    """The object of program ``name``, compiled first if missing or older than its source."""
+def ensure_built(name: str = "srv6", source_dir: str = SOURCE_DIR) -> str:
+    """The object of program ``name``, compiled first if missing or older than its source.
+
+    Raises
+    ------
+    BuildError
+        clang is missing (naming the setup step), or the source does not compile (naming
+        the file and clang's first errors).
+    """
     out = object_path(name)
-    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(source_path(name)):
+    source = source_path(name, source_dir)
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(source):
         return out
     if shutil.which("clang") is None:
         raise BuildError(f"cannot compile the eBPF data plane ({name}.bpf.c): clang is not installed; {SETUP_HINT}")
     os.makedirs(build_dir(), exist_ok=True)
     tmp = f"{out}.{os.getpid()}.tmp"
-    proc = subprocess.run(compile_command(name, tmp), capture_output=True, text=True)
+    proc = subprocess.run(compile_command(source, tmp), capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BuildError(f"compiling {source_path(name)} failed:\n{_first_error(proc.stderr)}")
+        raise BuildError(f"compiling {source} failed:\n{_first_error(proc.stderr)}")
     os.replace(tmp, out)
     return out
 

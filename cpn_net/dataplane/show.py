@@ -129,7 +129,8 @@ def _ip_json(router: str, *args: str) -> list[dict]:
     return json.loads(proc.stdout or "[]")
 
 
-def _kernel_routes(router: str) -> list[dict]:
+def kernel_routes(router: str) -> list[dict]:
+    """A router's IPv6 routes in every table but local (not the kernel's own connected routes)."""
     out = []
     for route in _ip_json(router, "route", "show", "table", "all"):
         dst = route.get("dst", "")
@@ -142,7 +143,8 @@ def _kernel_routes(router: str) -> list[dict]:
     return out
 
 
-def _kernel_rules(router: str) -> list[dict]:
+def kernel_rules(router: str) -> list[dict]:
+    """A router's IPv6 rules, without the three every namespace has."""
     out = []
     for rule in _ip_json(router, "rule", "show"):
         if rule.get("table") in ("local", "main", "default") and "fwmark" not in rule and "src" not in rule:
@@ -178,7 +180,7 @@ def show(router: str, dataplane: str, run_dir: str) -> str:
     """The text of ``cpn dataplane show`` for a running router."""
     if dataplane == "bpf":
         sids, encaps = read_bpf_maps(run_dir, router)
-        return format_bpf(sids, encaps, _kernel_routes(router), _kernel_rules(router))
+        return format_bpf(sids, encaps, kernel_routes(router), kernel_rules(router))
     routes = subprocess.run(["ip", "-n", addressing.namespace(router), "-6", "route", "show", "table", "all"],
                             capture_output=True, text=True, timeout=20).stdout
     rules = subprocess.run(["ip", "-n", addressing.namespace(router), "-6", "rule", "show"],

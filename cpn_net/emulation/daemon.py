@@ -8,6 +8,7 @@ request                                            reply
 =================================================  =======================================
 ``{"op": "status"}``                               ``{"ok": true, "status": {...}}``
 ``{"op": "link_set", "a": .., "b": .., ...}``      ``{"ok": true, "settings": {...}}``
+``{"op": "restart_controller"}``                   ``{"ok": true, "restart": {...}}``
 ``{"op": "down"}``                                 ``{"ok": true}`` then the network stops
 =================================================  =======================================
 
@@ -85,6 +86,8 @@ class ControlServer:
                     changes = {k: request.get(k) for k in LINK_SETTINGS if request.get(k) is not None}
                     settings = self.network.set_link(request["a"], request["b"], **changes)
                     return {"ok": True, "settings": settings}
+                if op == "restart_controller":
+                    return {"ok": True, "restart": self.network.restart_controller()}
                 if op == "down":
                     self.stop_requested.set()
                     return {"ok": True}
@@ -92,7 +95,7 @@ class ControlServer:
                 return {"ok": False, "error": str(err.args[0]) if err.args else repr(err)}
             except Exception as err:  # the network stays up; the caller sees why
                 return {"ok": False, "error": str(err)}
-        return {"ok": False, "error": f"op={op!r} must be one of status, link_set, down"}
+        return {"ok": False, "error": f"op={op!r} must be one of status, link_set, restart_controller, down"}
 
     def close(self) -> None:
         self.stop_requested.set()

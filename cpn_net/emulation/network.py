@@ -300,11 +300,12 @@ class EmulatedNetwork:
                                  f"{', '.join(sorted({k[0] for k in self.services}))}")
         return wire.request(matches[0][1][1], message)
 
-    def _start_controller(self) -> None:
+    def _start_controller(self, adopt: bool = False) -> None:
         self.progress("starting the os-ken controller")
         log = open(os.path.join(self.run_dir, "controller.log"), "ab")
         env = dict(os.environ, CPN_RUN_DIR=self.run_dir, CPN_REST_PORT=str(self.rest_port),
-                   CPN_FRR="1" if self.frr else "0", CPN_DATAPLANE=self.dataplane)
+                   CPN_FRR="1" if self.frr else "0", CPN_DATAPLANE=self.dataplane,
+                   CPN_CONTROLLER_ADOPT="1" if adopt else "0")
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "controllers.runner", "--run-dir", self.run_dir,
              "--ofp-port", str(self.ofp_port)],
@@ -320,6 +321,31 @@ class EmulatedNetwork:
         wait_until(listening, 30, f"the controller to listen on port {self.ofp_port}")
         self._write_manifest()
 
+    def restart_controller(self) -> dict:
+        """Stop the controller and start a new one that takes over the running data plane.
+
+        While no controller runs, routers forward with what is installed (kernel routes, or
+        the eBPF programs and their pinned maps) and switches with their flows. The new
+        controller adopts that state and re-installs the same on top of it, runtime policies
+        included, instead of tearing anything down.
+        """
+        old = self.controller
+        started = time.monotonic()
+        if old is not None and old.poll() is None:
+            old.terminate()
+            try:
+                old.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                old.kill()
+                old.wait(timeout=5)
+        stopped = time.monotonic()
+        self._start_controller(adopt=True)
+        self._wait_controller_ready()
+        self._write_manifest(ready=True)
+        return {"old_pid": None if old is None else old.pid, "pid": self.controller.pid,
+                "without_controller_s": round(time.monotonic() - stopped, 3),
+                "took_s": round(time.monotonic() - started, 3)}
+
     def _start_switches(self) -> None:
         self.progress(f"starting {len(self.plan.nodes_of('switch'))} Open vSwitch bridges")
         self.net.start()
@@ -333,7 +359,7 @@ class EmulatedNetwork:
                 raise EmulationError(f"the controller exited with {self.controller.returncode}; "
                                      f"see {self.run_dir}/controller.log")
             state = self.controller_state()
-            if not state:
+            if not state or state.get("pid") != self.controller.pid:  # not an earlier controller's file
                 return False
             if state.get("errors"):
                 raise EmulationError("the controller reported errors: " + "; ".join(state["errors"][:5]))

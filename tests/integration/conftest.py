@@ -90,6 +90,9 @@ def leftovers(plan_nodes: list[dict] | None = None) -> list[str]:
                     found.append(f"interface {intf['name']}")
     if os.path.exists("/run/cpn"):
         found.append("run directory /run/cpn")
+    with open("/proc/self/mounts") as handle:  # the eBPF data plane's bpffs (pins of programs and maps)
+        found += [f"bpffs {line.split()[1]}" for line in handle
+                  if line.split()[2] == "bpf" and line.split()[1].startswith("/run/cpn")]
     return found
 
 

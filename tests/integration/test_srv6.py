@@ -220,3 +220,23 @@ def test_policy_batch_installs_valid_policies_in_one_go_and_refuses_the_rest(dia
         for name in ("b1", "b2"):
             cpn("policy", "del", name, check=False)
     assert "dport 7001" not in in_node("r1", "ip -6 rule").stdout
+
+
+def test_controller_restart_keeps_forwarding_and_takes_over_what_is_installed(diamond, tmp_path):
+    """A runtime policy steers a 1,000 packets/s flow; the controller is replaced mid-flow."""
+    cpn("policy", "add", "keep", "--headend", "a", "--to", COMPUTE_D.name, "--waypoint", "c")
+    before = cpn("dataplane", "show", "r1").stdout
+    try:
+        report = measure_flow(netns_popen, CLIENT_A.name, COMPUTE_D.name, str(COMPUTE_D.address), rate_pps=1000,
+                              duration_s=3.0, workdir=str(tmp_path), port=PORT,
+                              event=lambda: cpn("controller", "restart", timeout=120).stdout.strip(),
+                              event_at_s=1.0)
+        print(f"\ncontroller restart under 1000 pps: {report['event']['result']}; lost {report['lost']} of "
+              f"{report['sent']}, gaps {report['gaps']}")
+        assert report["lost"] == 0, report
+        state = status()["controller"]
+        assert state["adopted"] and not state["errors"], state
+        assert "keep" in policies(), "the runtime policy was taken over"
+        assert cpn("dataplane", "show", "r1").stdout == before, "the restart changed the data plane"
+    finally:
+        cpn("policy", "del", "keep", check=False)

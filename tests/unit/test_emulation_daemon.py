@@ -71,8 +71,8 @@ def test_down_requests_a_stop(server):
 
 
 @pytest.mark.parametrize("request_, error", [
-    ({"op": "reboot"}, "op='reboot' must be one of status, link_set, down"),
-    ({}, "op=None must be one of status, link_set, down"),
+    ({"op": "reboot"}, "op='reboot' must be one of status, link_set, restart_controller, down"),
+    ({}, "op=None must be one of status, link_set, restart_controller, down"),
     ({"op": "link_set", "b": "west"}, "link_set needs key 'a': the site or router at each end of the link"),
     ({"op": "link_set", "a": "east"}, "link_set needs key 'b': the site or router at each end of the link"),
     # reproducer: a non-object request raised AttributeError and killed the serving thread
@@ -106,7 +106,7 @@ def test_round_trip_through_call(tmp_path, server):
     assert call(str(tmp_path), {"op": "status"}, timeout_s=5)["status"]["topology"] == "tiny"
     reply = call(str(tmp_path), {"op": "link_set", "a": "east", "b": "centre", "down": True}, timeout_s=5)
     assert reply["settings"] == {"delay_ms": 5.0, "down": True}
-    with pytest.raises(ControlError, match=r"^op='nope' must be one of status, link_set, down$"):
+    with pytest.raises(ControlError, match=r"^op='nope' must be one of status, link_set, restart_controller, down$"):
         call(str(tmp_path), {"op": "nope"}, timeout_s=5)
     # the thread survives a malformed line and a non-object request
     for raw in (b"{not json\n", b"[1]\n"):

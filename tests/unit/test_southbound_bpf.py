@@ -36,6 +36,9 @@ class FakeMap:
     def lookup(self, key, value_size=None):
         return self.entries.get(bytes(key))
 
+    def items(self):
+        return list(self.entries.items())
+
     def close(self):
         pass
 
@@ -47,8 +50,10 @@ class FakeKernel:
         self.routes_ = {}
         self.rules_ = []
         self.fail_on = None
+        self.calls = []
 
     def route(self, op, spec):
+        self.calls.append(("route", op, spec.get("dst")))
         if self.fail_on and self.fail_on(op, spec):
             raise NetlinkError(f"injected failure: {op} {spec}")
         key = (spec.get("table", 254), spec["dst"], spec.get("priority"))
@@ -60,6 +65,7 @@ class FakeKernel:
             self.routes_[key] = dict(spec)
 
     def rule(self, op, spec):
+        self.calls.append(("rule", op, spec.get("fwmark")))
         if op == "del":
             if spec in self.rules_:
                 self.rules_.remove(spec)
@@ -198,3 +204,46 @@ def test_an_unsupported_first_segment_is_refused_by_name(r1):
     with pytest.raises(NetlinkError, match="WAN neighbour"):
         r1.route("add", {"dst": "2001:db8:1::1:1/128", "oif": "r1-eth0", "priority": 100,
                          "encap": {"type": "seg6", "mode": "encap", "segs": ["fcbb:bb00:1:3:1:1::"]}})
+
+
+def test_a_batch_writes_the_maps_and_hands_the_kernel_one_ip_batch(r1, monkeypatch):
+    sent = []
+    monkeypatch.setattr("controllers.southbound.ipbatch.run_batch", lambda router, lines: sent.append((router, lines)))
+    routes = [{"dst": f"2001:db8:3::2:1/128", "table": 1000 + i, "oif": "r1-eth1", "priority": 100,
+               "encap": {"type": "seg6", "mode": "encap", "segs": ["fcbb:bb00:3:3:2:1::"]}} for i in range(3)]
+    rules = [{"priority": 1000 + i, "table": 1000 + i, "iifname": "r1-eth0", "dst": "2001:db8:3::2:1/128"}
+             for i in range(3)]
+    r1.batch(routes, rules)
+    (router, lines), = sent
+    assert router == "r1" and len(lines) == 6 and r1.kernel.routes_ == {}  # nothing went over netlink
+    metrics = [R.kernel_metric(100, slot) for slot in (1, 2, 3)]
+    assert lines[0] == f"route add 2001:db8:3::2:1/128 table 1000 via fd00:1::2 dev r1-eth1 metric {metrics[0]}"
+    assert lines[3] == "rule add priority 1000 to 2001:db8:3::2:1/128 iif r1-eth0 lookup 1000"
+    assert {R.u32_key(m) for m in metrics} == set(r1.maps["cpn_encaps"].entries)
+    for spec in routes:  # what the core does when a batch fails: every spec removed again
+        r1.route("del", {k: v for k, v in spec.items() if k != "encap"})
+    assert r1.maps["cpn_encaps"].entries == {} and r1.maps["cpn_prefixes"].entries == {} and r1.installed == {}
+
+
+def test_a_restarted_controller_adopts_what_is_installed_and_replaces_without_a_change(r1):
+    _baseline(r1)
+    policy = {"dst": "2001:db8:3::2:1/128", "table": 1000, "oif": "r1-eth1", "priority": 100,
+              "encap": {"type": "seg6", "mode": "encap", "segs": ["fcbb:bb00:3:3:2:1::", "fcbb:bb00:2:1::"]}}
+    r1.route("add", policy)
+    maps_before = {name: dict(m.entries) for name, m in r1.maps.items()}
+    # the kernel as `ip -j` shows it to the new driver
+    routes = [{"dst": dst, "table": table, "metric": metric, "gateway": spec.get("gateway"), "dev": spec.get("oif"),
+               "type": None} for (table, dst, metric), spec in r1.kernel.routes_.items()]
+    rules = [dict(rule) for rule in r1.kernel.rules_]
+    again = RouterBpf("r1", plan=PLAN, run_dir="/nonexistent", kernel=r1.kernel, maps=r1.maps)
+    again.adopt(routes, rules)
+    r1.kernel.calls.clear()
+    _baseline(again)
+    again.route("replace", policy)
+    changed = [c for c in r1.kernel.calls if c[1] != "replace"]
+    assert changed == [], changed  # no rule or route deleted and re-added: no gap
+    assert {name: dict(m.entries) for name, m in again.maps.items()} == maps_before
+    assert len([k for k in r1.kernel.routes_ if k[1] == policy["dst"]]) == 1
+    again.route("add", dict(policy, dst="2001:db8:3::1:1/128"))  # a new policy gets a fresh slot
+    slots = sorted(k[2] & R.MAX_SLOT for k in r1.kernel.routes_ if k[0] == 1000)
+    assert slots == [1, 2]
