@@ -21,12 +21,15 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def socket_in(namespace: str, family: int = socket.AF_INET6, kind: int = socket.SOCK_DGRAM,
-              proto: int = 0) -> socket.socket:
-    """A socket created inside the named namespace ``/run/netns/<namespace>``."""
+def in_namespace(namespace: str, work):
+    """``work()`` on a short-lived thread that joined the named namespace ``/run/netns/<namespace>``.
+
+    What ``work`` creates there (a socket, a BPF test run's view of routes) belongs to that
+    namespace; its return value or exception is handed back to the caller's thread.
+    """
     result: dict = {}
 
-    def enter_and_create():
+    def enter_and_work():
         try:
             fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
             try:
@@ -35,16 +38,22 @@ def socket_in(namespace: str, family: int = socket.AF_INET6, kind: int = socket.
                     raise OSError(err, f"setns into {namespace}: {os.strerror(err)}")
             finally:
                 os.close(fd)
-            result["socket"] = socket.socket(family, kind, proto)
+            result["value"] = work()
         except BaseException as err:  # handed to the caller's thread
             result["error"] = err
 
-    thread = threading.Thread(target=enter_and_create, name=f"netns-{namespace}")
+    thread = threading.Thread(target=enter_and_work, name=f"netns-{namespace}")
     thread.start()
     thread.join()
     if "error" in result:
         raise result["error"]
-    return result["socket"]
+    return result["value"]
+
+
+def socket_in(namespace: str, family: int = socket.AF_INET6, kind: int = socket.SOCK_DGRAM,
+              proto: int = 0) -> socket.socket:
+    """A socket created inside the named namespace ``/run/netns/<namespace>``."""
+    return in_namespace(namespace, lambda: socket.socket(family, kind, proto))
 
 
 def run_in(node: str, argv: list[str], *, stdin: str | None = None, check: bool = True,

@@ -17,7 +17,6 @@ Needs root, clang and bpftool; skipped without them, except under ``CPN_REQUIRE_
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import ipaddress
 import json
@@ -26,7 +25,6 @@ import shutil
 import statistics
 import struct
 import subprocess
-import threading
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -34,6 +32,7 @@ from scapy.layers.inet6 import (HBHOptUnknown, IPv6, IPv6ExtHdrHopByHop, IPv6Ext
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from controllers.southbound.netns import in_namespace
 from cpn_net.dataplane import attach, bpfsys, build
 from cpn_net.dataplane.records import (BINDING_KEY_BASE, STAT_NAMES, Action, EncapEntry, SidEntry, address_key,
                                        kernel_metric, prefix_key, u32_key)
@@ -60,8 +59,6 @@ B6_SOURCE = "fcbb:bb00:2::1"
 
 NAMESPACE = f"cpn-bpftest-{os.getpid()}"
 REQUIRED_TOOLS = ("clang", "bpftool", "ip", "mount", "umount", "sysctl")
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _missing_component() -> str | None:
@@ -198,31 +195,6 @@ class Scratch:
 
     def run(self, dp: Dataplane, frame: bytes, **ctx) -> Run:
         return in_namespace(self.name, lambda: dp.run("cpn_encap", frame, **ctx))
-
-
-def in_namespace(name: str, work):
-    """``work()`` on a thread that joined the named namespace (BPF_PROG_TEST_RUN uses the caller's)."""
-    result: dict = {}
-
-    def body():
-        try:
-            fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {name}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            result["value"] = work()
-        except BaseException as err:  # handed to the caller's thread
-            result["error"] = err
-
-    thread = threading.Thread(target=body, name=f"netns-{name}")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 @pytest.fixture(scope="module")
