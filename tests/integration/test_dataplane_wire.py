@@ -4,12 +4,12 @@ One diamond network for the module. Each test sends real packets, captures them 
 on router ingress interfaces (inbound only) or receives them with sockets in the hosts, decodes
 them with scapy or cpn's own decoders, and prints what it measured (``pytest -s`` shows it):
 
-* the SRH at every router of a 3-SID policy (Segments Left and destination match the list);
+* the SRH at every router of a policy and of a 3-SID list (Segments Left and destination match);
 * End.X takes its named adjacency, also against the IGP;
 * End.B6.Encaps pushes the bound list and advances the inner SRH;
 * IOAM traces are filled at every router (telemetry's per-link delays, and a 4-router probe);
 * the hop limit drops once per forwarding router, and ICMPv6 Time Exceeded comes from the right one;
-* TCP (iperf3) through a 3-SID policy: the WAN MTU carries the outer header.
+* TCP (iperf3) through an SR policy: the WAN MTU carries the outer header.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from cpn_net.baseline import interface_plan, site_graph
 from cpn_net.emulation.manifest import RUN_DIR
 from cpn_net.emulation.plan import build_plan
 from cpn_net.model import load_topology
+from cpn_net.srv6.igp import Igp
 from cpn_net.srv6.policy import SRPolicy, compile_policy
 from cpn_net.srv6.segments import SegmentList
 from cpn_net.srv6.sids import Behaviour, binding_sid, end_dt6_sid, end_sid, end_x_sid, parse_sid
@@ -52,15 +53,35 @@ ROUTER = {site: f"r{sid}" for site, sid in SITE_ID.items()}
 CLIENT_A, CLIENT_B = TOPOLOGY.site("a").clients[0], TOPOLOGY.site("b").clients[0]
 COMPUTE_B, COMPUTE_D = TOPOLOGY.site("b").compute[0], TOPOLOGY.site("d").compute[0]
 MAIN_TABLE = 254
+LOCATORS = ipaddress.IPv6Network("fcbb:bb00::/32")
 PORT = 5998  # test_srv6 uses 5999; telemetry probes 9999
 IPERF_PORT = 5211
 
-# Which routers forward the customer's (inner) packet as plain IPv6 and so decrement its hop
-# limit, in path order. eBPF: the headend routes the packet before its tc egress program
-# encapsulates it, and the decapsulating router routes it after its tc ingress program popped
-# the outer header. Kernel seg6: the lwtunnel input encapsulates before forwarding (only the
-# outer header is forwarded at the headend); End.DX6 forwards the inner packet.
-INNER_FORWARDERS = {"bpf": ("headend", "decap"), "kernel": ("decap",)}
+DATAPLANES = ("bpf", "kernel")
+
+
+def tunnel_hop_limits(dataplane: str, n: int, routers: int) -> dict:
+    """What each data plane does to the hop limit of a packet sent with ``n`` over a policy path of
+    ``routers`` routers (headend, transit SR nodes, decapsulating router).
+
+    * bpf: the headend routes the plain packet (n - 1) before its tc egress program pushes an
+      outer header that inherits that hop limit, as seg6 does (n - 1 on the wire, as with seg6);
+      transit routers forward the outer header only; the decapsulating router routes the inner
+      packet again (n - 2 at the host, one less than seg6). The one difference a sender sees: with
+      1 left the headend drops the plain packet and says so (seg6 encapsulates first and tells itself).
+    * kernel seg6: the lwtunnel encapsulates before forwarding and the outer header inherits the
+      inner hop limit (``seg6_do_srh_encap``); every router up to End.DX6 forwards the outer
+      header; End.DX6 forwards the untouched inner packet (n - 1 at the host). A Time Exceeded
+      inside the tunnel goes to the outer source, the headend itself: the sender hears nothing.
+
+    Returns ``{"host", "inner_in_tunnel", "outer_first" (None: the data plane's own), "errors":
+    {hop limit: router index on the path or None (no error reaches the sender)}, "reach"}``.
+    """
+    if dataplane == "bpf":
+        return {"host": n - 2, "inner_in_tunnel": n - 1, "outer_first": n - 1,
+                "errors": {1: 0, **{t: None for t in range(2, routers)}}, "reach": routers}
+    return {"host": n - 1, "inner_in_tunnel": n, "outer_first": n - 1,
+            "errors": {t: None for t in range(1, routers)}, "reach": routers}
 
 
 def router_addresses(router: str) -> set[str]:
@@ -90,7 +111,7 @@ def diamond():
 @pytest.fixture(scope="module")
 def dataplane(diamond) -> str:
     mode = diamond.get("dataplane")
-    assert mode in INNER_FORWARDERS, f"unknown SRv6 data plane {mode!r} in cpn status"
+    assert mode in DATAPLANES, f"unknown SRv6 data plane {mode!r} in cpn status"
     print(f"\nSRv6 data plane: {mode}")
     return mode
 
@@ -100,17 +121,35 @@ def policies() -> dict:
 
 
 @pytest.fixture(scope="module")
-def three_sids(diamond):
-    """Policy a -> k2-1 over a > c > d > b: the IGP goes a > b directly, so the list needs 3 SIDs."""
-    cpn("policy", "add", "wire-3sid", "--headend", "a", "--to", COMPUTE_B.name, "--waypoint", "c",
+def long_policy(diamond):
+    """Policy a -> k2-1 over a > c > d > b, the longest path of the diamond (the IGP goes a > b).
+
+    No diamond path needs more than 2 SIDs from the controller (an End.X SID and the final
+    End.DX6 cover any 3 links); 3-SID SRHs are sent by hosts in the tests below.
+    """
+    cpn("policy", "add", "wire-long", "--headend", "a", "--to", COMPUTE_B.name, "--waypoint", "c",
         "--waypoint", "d")
     try:
-        policy = policies()["wire-3sid"]
+        policy = policies()["wire-long"]
         assert policy["path"] == ["a", "c", "d", "b"], policy
-        assert len(policy["segments"]) == 3, policy
+        assert len(policy["segments"]) >= 2, policy
         yield policy
     finally:
-        cpn("policy", "del", "wire-3sid", check=False)
+        cpn("policy", "del", "wire-long", check=False)
+
+
+def expected_at_ingress(path: list[str], segments: list[str]) -> dict[str, tuple[int, str]]:
+    """{site: (Segments Left, destination)} of a packet arriving at each router of ``path`` after the first.
+
+    A router whose own End / End.X SID is active advances the list; any other forwards on the IGP.
+    """
+    out, active = {}, 0
+    for site in path[1:]:
+        out[site] = (len(segments) - 1 - active, segments[active])
+        sid = parse_sid(segments[active]) if ipaddress.IPv6Address(segments[active]) in LOCATORS else None
+        if sid is not None and sid.site_id == SITE_ID[site] and sid.behaviour in (Behaviour.END, Behaviour.END_X):
+            active += 1
+    return out
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -255,57 +294,82 @@ def time_exceeded_from(output: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------- tests
-def test_srh_fields_at_every_router_of_a_3_sid_policy(diamond, dataplane, three_sids, tmp_path):
-    segments = three_sids["segments"]
-    print(f"\n3-SID policy a > c > d > b: segments {segments}")
-    # At each router's ingress on the path: (router, expected Segments Left).
-    stops = {"c": ("a", 2), "d": ("c", 1), "b": ("d", 0)}
+def test_srh_fields_at_every_router_of_a_policy_and_of_a_3_sid_list(diamond, dataplane, long_policy, tmp_path):
+    path, segments = long_policy["path"], long_policy["segments"]
+    stops = {site: prev for prev, site in zip(path, path[1:])}
+    expected = expected_at_ingress(path, segments)
+    print(f"\npolicy {' > '.join(path)}: segments {segments}")
     captures = {site: Capture(*ingress(site, prev), str(tmp_path), f"{site}-from-{prev}")
-                for site, (prev, _) in stops.items()}
+                for site, prev in stops.items()}
     off_path = Capture(*ingress("b", "a"), str(tmp_path), "b-from-a")
     report = send_flow(str(tmp_path), COMPUTE_B.name, str(COMPUTE_B.address))
     seen = {site: c.packets(udp_to(PORT), report["sent"]) for site, c in captures.items()}
     assert report["received"] == report["sent"] > 0, report
-    for site, (prev, segleft) in stops.items():
+    for site, (segleft, destination) in expected.items():
         packets = seen[site]
         assert len(packets) == report["sent"], f"{site} saw {len(packets)} of {report['sent']}"
         for packet in packets:
             srh = srhs(packet)[0]
-            assert srh.segleft == segleft, f"at {site}: SL {srh.segleft}, expected {segleft}"
+            assert (srh.segleft, packet[IPv6].dst) == (segleft, destination), f"at {site}"
             assert [str(a) for a in srh.addresses] == list(reversed(segments)), srh.addresses
             assert srh.lastentry == len(segments) - 1
-            assert packet[IPv6].dst == segments[len(segments) - 1 - segleft]
             assert ipv6s(packet)[1].dst == str(COMPUTE_B.address)  # the inner packet, untouched
-        print(f"  {site} (ingress from {prev}): {len(packets)} packets, SL {segleft}, dst {packets[0][IPv6].dst}")
+        print(f"  {site} (from {stops[site]}): {len(packets)} packets, SL {segleft}, dst {destination}")
     assert off_path.packets(udp_to(PORT)) == [], "the IGP's direct link a-b must carry none"
     print(f"  delivered {report['received']}/{report['sent']}; b-from-a saw 0")
 
-
-def test_end_x_in_a_policy_takes_its_named_adjacency(diamond, dataplane, tmp_path):
-    """a -> k4-1 via c: the IGP goes a > b > d; the policy's End.X SID at c names the link c-d."""
-    cpn("policy", "add", "wire-endx", "--headend", "a", "--to", COMPUTE_D.name, "--waypoint", "c")
+    # Three SIDs (End at c, End.X d->b, the host), in an SRH u1-1's kernel inserts.
+    segments = [str(end_sid(SITE_ID["c"])), str(end_x_sid(SITE_ID["d"], SITE_ID["b"])), str(COMPUTE_B.address)]
+    expected = expected_at_ingress(path, segments)
+    assert [sl for sl, _ in expected.values()] == [2, 1, 0]
+    captures = {site: Capture(*ingress(site, prev), str(tmp_path), f"3sid-{site}-from-{prev}")
+                for site, prev in stops.items()}
+    receiver = Receiver(COMPUTE_B.name, PORT)
+    count = 30
     try:
-        policy = policies()["wire-endx"]
-        segments = policy["segments"]
-        kinds = [parse_sid(s).behaviour for s in segments]
-        assert Behaviour.END_X in kinds, f"expected an End.X SID in {segments}"
-        end_x = parse_sid(segments[kinds.index(Behaviour.END_X)])
-        print(f"\npolicy a > c > d: segments {segments} (End.X at site {end_x.site_id} towards {end_x.neighbour_id})")
-        names = {"c-from-a": ingress("c", "a"), "d-from-c": ingress("d", "c"),
-                 "b-from-a": ingress("b", "a"), "d-from-b": ingress("d", "b")}
-        captures = {name: Capture(*where, str(tmp_path), name) for name, where in names.items()}
-        report = send_flow(str(tmp_path), COMPUTE_D.name, str(COMPUTE_D.address))
-        seen = {name: c.packets(udp_to(PORT), report["sent"] if name in ("c-from-a", "d-from-c") else 0)
-                for name, c in captures.items()}
+        send_udp(CLIENT_A.name, str(COMPUTE_B.address), PORT, count, segments=segments[:-1])
+        got = receiver.collect(count)
     finally:
-        cpn("policy", "del", "wire-endx")
-    print("  " + ", ".join(f"{name}: {len(packets)}" for name, packets in seen.items())
-          + f"; delivered {report['received']}/{report['sent']}")
+        receiver.close()
+    seen = {site: c.packets(udp_to(PORT), count) for site, c in captures.items()}
+    print(f"3-SID list {segments}:")
+    for site, (segleft, destination) in expected.items():
+        assert len(seen[site]) == count, f"{site} saw {len(seen[site])} of {count}"
+        for packet in seen[site]:
+            srh = srhs(packet)[0]
+            assert (srh.segleft, packet[IPv6].dst) == (segleft, destination), f"at {site}"
+            assert [str(a) for a in srh.addresses] == list(reversed(segments))
+        print(f"  {site} (from {stops[site]}): {len(seen[site])} packets, SL {segleft}, dst {destination}")
+    assert len(got) == count, f"{len(got)} of {count} delivered"
+    print(f"  delivered {len(got)}/{count}")
+
+
+def test_end_x_in_a_policy_takes_its_named_adjacency(diamond, dataplane, long_policy, tmp_path):
+    """The policy a > c > d > b carries an End.X SID at c towards d; c's IGP towards b goes through a."""
+    segments = long_policy["segments"]
+    kinds = [parse_sid(s).behaviour for s in segments]
+    assert Behaviour.END_X in kinds, f"expected an End.X SID in {segments}"
+    end_x = parse_sid(segments[kinds.index(Behaviour.END_X)])
+    at = next(site for site, i in SITE_ID.items() if i == end_x.site_id)
+    towards = next(site for site, i in SITE_ID.items() if i == end_x.neighbour_id)
+    after = parse_sid(segments[kinds.index(Behaviour.END_X) + 1])
+    after_site = next(site for site, i in SITE_ID.items() if i == after.site_id)
+    igp_hop = Igp(site_graph(PLAN)).next_hop(at, after_site)
+    assert igp_hop != towards, f"the IGP at {at} towards {after_site} already goes to {towards}: no proof"
+    print(f"\npolicy {' > '.join(long_policy['path'])}: End.X {end_x.address} at {at} towards {towards}; "
+          f"{at}'s IGP towards {after_site} goes to {igp_hop}")
+    names = {f"{towards}-from-{at}": ingress(towards, at), f"{igp_hop}-from-{at}": ingress(igp_hop, at)}
+    captures = {name: Capture(*where, str(tmp_path), name) for name, where in names.items()}
+    report = send_flow(str(tmp_path), COMPUTE_B.name, str(COMPUTE_B.address))
+    taken, igp_way = (c.packets(udp_to(PORT), report["sent"] if name.startswith(towards) else 0)
+                      for name, c in captures.items())
+    print(f"  {towards}-from-{at}: {len(taken)}, {igp_hop}-from-{at}: {len(igp_way)}; "
+          f"delivered {report['received']}/{report['sent']}")
     assert report["received"] == report["sent"] > 0, report
-    assert len(seen["c-from-a"]) == len(seen["d-from-c"]) == report["sent"]
-    assert {p[IPv6].dst for p in seen["c-from-a"]} == {str(end_x.address)}
-    assert {p[IPv6].dst for p in seen["d-from-c"]} == {segments[-1]}  # End.X rewrote it
-    assert seen["b-from-a"] == [] and seen["d-from-b"] == [], "the IGP path through b must carry none"
+    assert len(taken) == report["sent"], "End.X must send every packet over its own adjacency"
+    assert {p[IPv6].dst for p in taken} == {str(after.address)} and {srhs(p)[0].segleft for p in taken} == {
+        len(segments) - 2 - kinds.index(Behaviour.END_X)}
+    assert igp_way == [], f"{at}'s IGP next hop {igp_hop} must carry none of the flow"
 
 
 def test_end_x_overrides_the_igp(diamond, dataplane, tmp_path):
@@ -443,7 +507,7 @@ def test_ioam_trace_filled_at_every_router_of_a_segment_path(diamond, dataplane)
         assert min(samples) > 0
 
 
-def test_hop_limit_drops_once_per_forwarding_router(diamond, dataplane, three_sids, tmp_path):
+def test_hop_limit_drops_once_per_forwarding_router(diamond, dataplane, long_policy, tmp_path):
     # The IGP path a > b > d: three routers forward the plain packet.
     n = 20
     receiver = Receiver(COMPUTE_D.name, PORT)
@@ -455,10 +519,11 @@ def test_hop_limit_drops_once_per_forwarding_router(diamond, dataplane, three_si
     assert len(got) == 5 and {g["hop_limit"] for g in got} == {n - 3}, got
     print(f"\nIGP path a > b > d: sent hop limit {n}, received {got[0]['hop_limit']}")
 
-    # The 3-SID policy a > c > d > b: the outer header drops by one per router; the inner packet
-    # by one per router that forwards it as plain IPv6.
-    forwarders = INNER_FORWARDERS[dataplane]
-    stops = {"c": "a", "d": "c", "b": "d"}
+    # The policy a > c > d > b: the outer header drops by one per router; the inner packet
+    # by one per router that forwards it as plain IPv6 (see tunnel_hop_limits).
+    path = long_policy["path"]
+    model = tunnel_hop_limits(dataplane, n, len(path))
+    stops = {site: prev for prev, site in zip(path, path[1:])}
     captures = {site: Capture(*ingress(site, prev), str(tmp_path), f"hl-{site}") for site, prev in stops.items()}
     receiver = Receiver(COMPUTE_B.name, PORT)
     try:
@@ -467,35 +532,39 @@ def test_hop_limit_drops_once_per_forwarding_router(diamond, dataplane, three_si
     finally:
         receiver.close()
     seen = {site: c.packets(udp_to(PORT), 5) for site, c in captures.items()}
-    assert len(got) == 5 and {g["hop_limit"] for g in got} == {n - len(forwarders)}, got
     outer = {site: {ipv6s(p)[0].hlim for p in packets} for site, packets in seen.items()}
     inner = {site: {ipv6s(p)[1].hlim for p in packets} for site, packets in seen.items()}
-    print(f"policy a > c > d > b: sent {n}, received {got[0]['hop_limit']}; outer hop limit at "
-          f"c/d/b ingress {[sorted(outer[s]) for s in stops]}, inner {[sorted(inner[s]) for s in stops]}")
+    print(f"policy {' > '.join(path)}: sent {n}, received {[g['hop_limit'] for g in got]}; hop limit at "
+          f"{'/'.join(stops)} ingress: outer {[sorted(outer[s]) for s in stops]}, "
+          f"inner {[sorted(inner[s]) for s in stops]}")
+    assert len(got) == 5 and {g["hop_limit"] for g in got} == {model["host"]}, got
     assert all(len(seen[s]) == 5 for s in stops), {s: len(p) for s, p in seen.items()}
     assert all(len(v) == 1 for v in outer.values()), outer
-    first = next(iter(outer["c"]))
-    assert [next(iter(outer[s])) for s in stops] == [first, first - 1, first - 2]
-    in_tunnel = n - (1 if forwarders[0] == "headend" else 0)
-    assert all(v == {in_tunnel} for v in inner.values()), f"the inner hop limit must not move in transit: {inner}"
+    first = model["outer_first"] if model["outer_first"] is not None else next(iter(outer[path[1]]))
+    assert [next(iter(outer[s])) for s in stops] == [first - i for i in range(len(stops))], outer
+    assert all(v == {model["inner_in_tunnel"]} for v in inner.values()), f"inner hop limit moved in transit: {inner}"
 
     # ICMPv6 Time Exceeded from the right router: plain IGP path, then the policy path.
-    expected = {1: ROUTER["a"], 2: ROUTER["b"], 3: ROUTER["d"]}
-    for t, router in expected.items():
+    igp_path = ["a", "b", "d"]
+    for t, site in enumerate(igp_path, start=1):
         source = time_exceeded_from(ping(CLIENT_A.name, str(COMPUTE_D.address), t))
-        print(f"ping k4-1 -t {t}: Time Exceeded from {source} ({router} expected)")
-        assert source in router_addresses(router), f"-t {t}: Time Exceeded from {source}, expected {router}"
-    assert " 0% packet loss" in ping(CLIENT_A.name, str(COMPUTE_D.address), 4)
-    for t, which in enumerate(forwarders, start=1):
-        router = ROUTER["a"] if which == "headend" else ROUTER["b"]
-        source = time_exceeded_from(ping(CLIENT_A.name, str(COMPUTE_B.address), t))
-        print(f"ping k2-1 (policy) -t {t}: Time Exceeded from {source} ({router} expected)")
-        assert source in router_addresses(router), f"-t {t}: Time Exceeded from {source}, expected {router}"
-    assert " 0% packet loss" in ping(CLIENT_A.name, str(COMPUTE_B.address), len(forwarders) + 1)
+        print(f"ping k4-1 -t {t}: Time Exceeded from {source} ({ROUTER[site]} expected)")
+        assert source in router_addresses(ROUTER[site]), f"-t {t}: Time Exceeded from {source}, not {ROUTER[site]}"
+    assert " 0% packet loss" in ping(CLIENT_A.name, str(COMPUTE_D.address), len(igp_path) + 1)
+    for t, index in model["errors"].items():
+        output = ping(CLIENT_A.name, str(COMPUTE_B.address), t)
+        source = time_exceeded_from(output)
+        router = ROUTER[path[index]] if index is not None else None
+        print(f"ping k2-1 (policy) -t {t}: Time Exceeded from {source} ({router or 'none at the sender'} expected)")
+        if router is None:
+            assert source is None and " 100% packet loss" in output, output
+        else:
+            assert source in router_addresses(router), f"-t {t}: Time Exceeded from {source}, not {router}"
+    assert " 0% packet loss" in ping(CLIENT_A.name, str(COMPUTE_B.address), model["reach"])
 
 
-def test_tcp_through_a_3_sid_policy(diamond, dataplane, three_sids, tmp_path):
-    segments = three_sids["segments"]
+def test_tcp_through_an_sr_policy(diamond, dataplane, long_policy, tmp_path):
+    segments = long_policy["segments"]
     mtu = int(in_node(ROUTER["a"], f"cat /sys/class/net/{ingress('a', 'c')[1]}/mtu").stdout)
     host_mtu = int(in_node(CLIENT_A.name, f"cat /sys/class/net/{host_intf(CLIENT_A.name)}/mtu").stdout)
     assert mtu >= host_mtu + 40 + 8 + 16 * len(segments), "the WAN MTU must carry the outer header"

@@ -411,7 +411,8 @@ def test_end_b6_encaps_advances_the_inner_srh_then_pushes_the_bound_list(dp):
     run = dp.run("cpn_sid", frame, mark=0x33)
     assert (run.rc, run.mark, run.counted) == (TC_ACT_OK, 0x33, {"end_b6_encaps": 1})
     inner_after_end = model_end(frame)[14:]
-    expected = encapsulate(inner_after_end, B6_SOURCE, BOUND, flow_label=0xABCDE)  # traffic class copied
+    expected = encapsulate(inner_after_end, B6_SOURCE, BOUND, flow_label=0xABCDE,  # traffic class copied
+                           hop_limit=IPv6(inner_after_end).hlim)  # and the hop limit, as seg6 does
     assert run.out == frame[:14] + expected
     out = Ether(run.out)
     outer, srh = out[IPv6], out[IPv6ExtHdrSegmentRouting]
@@ -539,11 +540,13 @@ def test_h_encaps_pushes_the_routes_prebuilt_header(dp, scratch, ingress):
     run = scratch.run(dp, frame, ingress_ifindex=ifindex)
     assert run.rc == TC_ACT_REDIRECT  # sent through egress again, to be measured with its outer header
     assert run.counted == {"h_encaps": 1}, _fib_failure(scratch, run, COMPUTE, 0)
-    expected = encapsulate(inner, ENCAP_SOURCE, MAIN_LIST, flow_label=0x12345)  # traffic class copied by default
+    expected = encapsulate(inner, ENCAP_SOURCE, MAIN_LIST, flow_label=0x12345,  # traffic class copied by default
+                           hop_limit=IPv6(inner).hlim)  # the hop limit too, as seg6 does
     assert run.out == frame[:14] + expected
     out = Ether(run.out)
     outer, srh = out[IPv6], out[IPv6ExtHdrSegmentRouting]
-    assert (outer.src, outer.dst, outer.tc, outer.fl, outer.hlim) == (ENCAP_SOURCE, MAIN_LIST[0], 0xB8, 0x12345, 64)
+    assert (outer.src, outer.dst, outer.tc, outer.fl, outer.hlim) == (ENCAP_SOURCE, MAIN_LIST[0], 0xB8, 0x12345,
+                                                                      IPv6(inner).hlim)
     assert outer.plen == 8 + 16 * 3 + len(inner)
     assert (srh.segleft, srh.lastentry, srh.nh, srh.addresses) == (2, 2, 41, list(reversed(MAIN_LIST)))
     assert bytes(srh.payload) == inner and decode_srv6(run.ipv6).inner == inner
@@ -555,7 +558,7 @@ def test_h_encaps_red_onto_one_segment_pushes_a_bare_ipv6_header(dp, scratch):
     frame, inner = plain_frame(dst="2001:db8:7::1", tc=0, fl=0)
     run = scratch.run(dp, frame, ingress_ifindex=scratch.lan_ifindex)
     assert run.counted == {"h_encaps": 1}, _fib_failure(scratch, run, "2001:db8:7::1", 0)
-    assert run.out == frame[:14] + encapsulate(inner, ENCAP_SOURCE, [FAR_DX6], reduced=True)
+    assert run.out == frame[:14] + encapsulate(inner, ENCAP_SOURCE, [FAR_DX6], reduced=True, hop_limit=IPv6(inner).hlim)
 
 
 def test_h_encaps_follows_the_mark_through_policy_routing(dp, scratch):
@@ -563,8 +566,10 @@ def test_h_encaps_follows_the_mark_through_policy_routing(dp, scratch):
     frame, inner = plain_frame()
     run = scratch.run(dp, frame, ingress_ifindex=scratch.lan_ifindex, mark=7)
     assert run.counted == {"h_encaps": 1}, _fib_failure(scratch, run, COMPUTE, 7)
-    expected_marked = frame[:14] + encapsulate(inner, ENCAP_SOURCE, MARKED_LIST, flow_label=0x12345)
-    expected_main = frame[:14] + encapsulate(inner, ENCAP_SOURCE, MAIN_LIST, flow_label=0x12345)
+    expected_marked = frame[:14] + encapsulate(inner, ENCAP_SOURCE, MARKED_LIST, flow_label=0x12345,
+                                               hop_limit=IPv6(inner).hlim)
+    expected_main = frame[:14] + encapsulate(inner, ENCAP_SOURCE, MAIN_LIST, flow_label=0x12345,
+                                             hop_limit=IPv6(inner).hlim)
     assert run.out != expected_main, ("the mark did not reach bpf_fib_lookup (BPF_FIB_LOOKUP_MARK ignored): "
                                       "the main table's route was used for a packet marked 7")
     assert run.out == expected_marked and run.mark == 7

@@ -237,12 +237,14 @@ static __always_inline int decapsulate(struct __sk_buff *skb, struct layout *l)
 }
 
 /* Push e's outer IPv6 header and SRH in front of the IPv6 packet (H.Encaps, End.B6.Encaps).
- * The traffic class and flow label come from the inner header, as Linux's seg6 does. */
+ * The traffic class, flow label and hop limit come from the inner header, as Linux's seg6 does
+ * (seg6_do_srh_encap). */
 static __always_inline int encapsulate(struct __sk_buff *skb, struct encap_entry *e)
 {
 	__u64 len = e->len;
 	__u32 first;
 	__u16 inner_len, payload;
+	__u8 hop_limit;
 
 	/* Two checks kept apart, so that clang does not fold them into one range test on a
 	 * copy of len: the verifier must see the register the helpers get bounded. */
@@ -253,7 +255,8 @@ static __always_inline int encapsulate(struct __sk_buff *skb, struct encap_entry
 	if (len < sizeof(struct ipv6hdr))
 		return drop(STAT_DROP_ERROR);
 	if (bpf_skb_load_bytes(skb, ETH_OFF, &first, 4) < 0 ||
-	    bpf_skb_load_bytes(skb, IP6_OFF(payload_len), &inner_len, 2) < 0)
+	    bpf_skb_load_bytes(skb, IP6_OFF(payload_len), &inner_len, 2) < 0 ||
+	    bpf_skb_load_bytes(skb, IP6_OFF(hop_limit), &hop_limit, 1) < 0)
 		return drop(STAT_DROP_ERROR);
 	/* outer payload = inner header + inner payload + SRH = inner payload + len */
 	payload = bpf_htons(bpf_ntohs(inner_len) + len);
@@ -261,7 +264,8 @@ static __always_inline int encapsulate(struct __sk_buff *skb, struct encap_entry
 		return drop(STAT_DROP_ERROR);
 	if (bpf_skb_store_bytes(skb, ETH_OFF, e->hdr, len, 0) < 0 ||
 	    bpf_skb_store_bytes(skb, ETH_OFF, &first, 4, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, IP6_OFF(payload_len), &payload, 2, 0) < 0)
+	    bpf_skb_store_bytes(skb, IP6_OFF(payload_len), &payload, 2, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, IP6_OFF(hop_limit), &hop_limit, 1, 0) < 0)
 		return drop(STAT_DROP_ERROR);
 	return TC_ACT_OK;
 }
