@@ -191,6 +191,12 @@ class RouterBpf:
                int(spec.get("priority") or R.DEFAULT_METRIC))
         old = self.installed.get(key)
         if op == "del":
+            sid = str(ipaddress.IPv6Network(key[1]).network_address) if key[1].endswith("/128") else None
+            if old is None and sid in self.sids and key[0] == R.MAIN_TABLE and key[2] == R.DEFAULT_METRIC and \
+                    spec.get("oif") in (None, self.sids[sid].spec.get("oif", spec.get("oif"))):
+                # a local SID named without its encap (CompiledPolicy.removal()): the kernel deletes it so
+                self._remove_sid(sid, self.sids[sid])
+                return
             if old is None:  # not installed by this session: a plain route, as the kernel driver would
                 self.kernel.route("del", self._kernel_spec(spec, R.kernel_metric(key[2], 0)))
                 return

@@ -9,6 +9,9 @@ seg6 / seg6local code does:
 
 * rules in priority order (flow rules, then main at 32766), longest-prefix
   match within a table; a table without a match falls through to the next rule;
+  a router built with ``marks=True`` also takes the eBPF driver's rules: a
+  ``fwmark`` (under ``fwmask``) matched against the packet's mark, and
+  ``action`` blackhole rules that drop what they match;
 * seg6 encap pushes the outer header and SRH (H.Encaps / H.Encaps.Red,
   RFC 8986 §5) and looks the new destination up again, so a first segment that
   is a local SID is processed on the same router;
@@ -54,7 +57,8 @@ from cpn_net.srv6.baseline import router_baseline
 from cpn_net.srv6.errors import FakeNetlinkError, PacketError
 from cpn_net.srv6.igp import Igp, site_id
 from cpn_net.srv6.interfaces import InterfacePlan
-from cpn_net.srv6.packet import (Ipv6Header, decode_ipv6, decode_srv6, encapsulate, flow_key, with_hop_limit)
+from cpn_net.srv6.packet import (FlowKey, Ipv6Header, decode_ipv6, decode_srv6, encapsulate, flow_key,
+                                 with_hop_limit)
 from cpn_net.srv6.policy import CompiledPolicy
 from cpn_net.srv6.srh import NEXT_HEADER_IPV6
 
@@ -64,6 +68,9 @@ MAX_LOCAL_STEPS = 16
 MAX_WALK_HOPS = 64
 _ROUTE_KEYS = {"dst", "gateway", "oif", "table", "encap", "priority"}
 _RULE_KEYS = {"family", "priority", "table", "iifname", "src", "dst", "ip_proto", "sport_range", "dport_range"}
+#: What the eBPF driver's kernel rules add (``fwmark M lookup T``, ``fwmark M/MASK blackhole``): FakeRouter(marks=True).
+MARK_RULE_KEYS = {"fwmark", "fwmask", "action"}
+_BLACKHOLE_ACTIONS = ("FR_ACT_BLACKHOLE", "blackhole")
 _SEG6_MODES = ("encap", "encap.red")
 _SEG6LOCAL_ARGS = {"End": set(), "End.X": {"nh6"}, "End.DX6": {"nh6"}, "End.DT6": {"table"},
                    "End.B6.Encaps": {"srh"}}
@@ -93,6 +100,13 @@ class Rule:
     ip_proto: int | None = None
     sport_range: tuple[int, int] | None = None
     dport_range: tuple[int, int] | None = None
+    fwmark: int | None = None
+    fwmask: int | None = None
+    blackhole: bool = False  # action blackhole: a match drops the packet
+
+
+#: What a lookup answers when a blackhole rule matched (the kernel drops the packet).
+BLACKHOLE = Route(ipaddress.IPv6Network("::/0"), 0, "blackhole", priority=0)
 
 
 @dataclass(frozen=True)
@@ -125,10 +139,14 @@ class FakeRouter:
         configuration.
     tunnel_source : IPv6Address or str
         Outer source address of encapsulated packets.
+    marks : bool
+        Also accept rules with ``fwmark`` / ``fwmask`` / ``action`` (the eBPF
+        driver's); off by default, as the compilers emit none.
     """
 
-    def __init__(self, name: str, interfaces: Mapping[str, tuple], tunnel_source):
+    def __init__(self, name: str, interfaces: Mapping[str, tuple], tunnel_source, *, marks: bool = False):
         self.name = name
+        self.rule_keys = _RULE_KEYS | MARK_RULE_KEYS if marks else _RULE_KEYS
         self.tunnel_source = ipaddress.IPv6Address(tunnel_source)
         self.addresses = {ipaddress.IPv6Address(addr) for addr, _ in interfaces.values()}
         self.ifnames = set(interfaces)
@@ -140,7 +158,7 @@ class FakeRouter:
             self._put(Route(net, MAIN_TABLE, ifname, priority=256))
 
     @classmethod
-    def for_site(cls, G: nx.Graph, site: Hashable, plan: InterfacePlan) -> "FakeRouter":
+    def for_site(cls, G: nx.Graph, site: Hashable, plan: InterfacePlan, *, marks: bool = False) -> "FakeRouter":
         """The router of ``site`` with its LAN and WAN addresses from the addressing plan."""
         sid = site_id(G, site)
         interfaces = {plan.lan_ifname(site): (addressing.router_lan_address(sid), addressing.site_lan(sid))}
@@ -148,7 +166,7 @@ class FakeRouter:
             number = G.edges[site, neighbour]["number"]
             interfaces[plan.wan_ifname(site, neighbour)] = (addressing.wan_address(number, sid),
                                                            addressing.wan_prefix(number))
-        return cls(addressing.router_name(sid), interfaces, addressing.router_lan_address(sid))
+        return cls(addressing.router_name(sid), interfaces, addressing.router_lan_address(sid), marks=marks)
 
     def set_carrier(self, ifname: str, up: bool) -> None:
         """Give ``ifname`` carrier or take it away; lookups skip routes out of a linkdown interface.
@@ -259,6 +277,8 @@ class FakeRouter:
             table = None
             if route is None:
                 return Outcome("drop", packet, reason=f"no route to {header.destination}", steps=tuple(steps))
+            if route is BLACKHOLE:
+                return Outcome("drop", packet, reason=f"blackhole rule for {header.destination}", steps=tuple(steps))
             if route.encap is None:
                 return self._forward(packet, route.oif, route.gateway or header.destination, steps)
             if route.encap["type"] == "seg6":
@@ -302,7 +322,9 @@ class FakeRouter:
     def _encap(self, packet: bytes, srh_order_segs, reduced: bool) -> bytes:
         inner, _ = decode_ipv6(packet)
         travel = list(reversed(srh_order_segs))  # pyroute2 segs are in SRH order
-        return encapsulate(packet, self.tunnel_source, travel, reduced=reduced, flow_label=inner.flow_label)
+        # seg6_do_srh_encap: the outer header inherits the inner traffic class, flow label and hop limit
+        return encapsulate(packet, self.tunnel_source, travel, reduced=reduced, flow_label=inner.flow_label,
+                           hop_limit=inner.hop_limit)
 
     def _forward_to(self, packet: bytes, nh6, steps) -> Outcome:
         nexthop = ipaddress.IPv6Address(nh6)
@@ -319,16 +341,59 @@ class FakeRouter:
         return Outcome("forward", with_hop_limit(packet, header.hop_limit - 1), oif,
                        ipaddress.IPv6Address(nexthop), steps=tuple(steps))
 
-    def _lookup(self, packet: bytes, iif: str, table: int | None) -> Route | None:
-        key = flow_key(packet)
-        if table is not None:
-            return self._lpm(table, key.destination)
+    def lookup(self, key: FlowKey, iif: str, *, mark: int = 0) -> Route | None:
+        """The route the rules and tables give a flow arriving on ``iif`` with ``mark``.
+
+        :data:`BLACKHOLE` when a blackhole rule matches first, None when nothing does.
+        """
         for rule in self.rules():
-            if _matches(rule, key, iif):
+            if _matches(rule, key, iif, mark):
+                if rule.blackhole:
+                    return BLACKHOLE
                 route = self._lpm(rule.table, key.destination)
                 if route is not None:
                     return route
         return None
+
+    def forward(self, packet: bytes, iif: str, *, mark: int = 0,
+                steps: Iterable[str] = ()) -> tuple[Outcome, Route | None]:
+        """Plain IPv6 forwarding of ``packet`` as it stands (no lwtunnel): what the stack does.
+
+        Local delivery, then the rules and tables (with the packet's ``mark``),
+        then the hop limit. Returns the outcome and the route used (None unless forwarded).
+
+        Examples
+        --------
+        >>> r = FakeRouter("r1", {"r1-eth0": ("2001:db8:1::1", "2001:db8:1::/64")}, "2001:db8:1::1")
+        >>> from cpn_net.srv6.packet import build_udp
+        >>> outcome, route = r.forward(build_udp("2001:db8:9::1", "2001:db8:1::7", 1, 2), "r1-eth0")
+        >>> outcome.action, str(outcome.nexthop), route.priority
+        ('forward', '2001:db8:1::7', 256)
+        """
+        steps = list(steps)
+        try:
+            header, _payload = decode_ipv6(packet)
+            key = flow_key(packet)
+        except PacketError as err:
+            return Outcome("drop", packet, reason=f"malformed packet: {err}", steps=tuple(steps)), None
+        if header.destination in self.addresses:
+            return Outcome("local", packet, steps=tuple(steps)), None
+        route = self.lookup(key, iif, mark=mark)
+        if route is None:
+            return Outcome("drop", packet, reason=f"no route to {header.destination}", steps=tuple(steps)), None
+        if route is BLACKHOLE:
+            return Outcome("drop", packet, reason=f"blackhole rule for {header.destination}",
+                           steps=tuple(steps)), None
+        if route.encap is not None:
+            raise FakeNetlinkError(f"{self.name}: forward() models plain forwarding; route {route.dst} has an encap")
+        outcome = self._forward(packet, route.oif, route.gateway or header.destination, steps)
+        return outcome, route if outcome.action == "forward" else None
+
+    def _lookup(self, packet: bytes, iif: str, table: int | None) -> Route | None:
+        key = flow_key(packet)
+        if table is not None:
+            return self._lpm(table, key.destination)
+        return self.lookup(key, iif)
 
     def _lpm(self, table: int, address: ipaddress.IPv6Address) -> Route | None:
         best = None
@@ -387,19 +452,26 @@ class FakeRouter:
         raise FakeNetlinkError(f"{where}: encap type {kind!r} must be 'seg6' or 'seg6local'")
 
     def _parse_rule(self, spec: dict) -> Rule:
-        unknown = set(spec) - _RULE_KEYS
+        unknown = set(spec) - self.rule_keys
         if unknown:
             raise FakeNetlinkError(f"{self.name}: rule spec keys {sorted(unknown)} unknown; "
-                                   f"known: {sorted(_RULE_KEYS)}")
+                                   f"known: {sorted(self.rule_keys)}")
         if spec.get("family") != socket.AF_INET6:
             raise FakeNetlinkError(f"{self.name}: rule {spec}: family must be AF_INET6 ({socket.AF_INET6}); "
                                    "pyroute2 defaults rules to IPv4")
-        if "table" not in spec or "priority" not in spec:
+        action = spec.get("action")
+        if action is not None and action not in _BLACKHOLE_ACTIONS:
+            raise FakeNetlinkError(f"{self.name}: rule {spec}: action {action!r} is not one the fake knows "
+                                   f"({' or '.join(_BLACKHOLE_ACTIONS)})")
+        if ("table" not in spec and action is None) or "priority" not in spec:
             raise FakeNetlinkError(f"{self.name}: rule {spec} needs a table and a priority")
         try:
-            return Rule(int(spec["priority"]), int(spec["table"]), spec.get("iifname"),
+            return Rule(int(spec["priority"]), int(spec.get("table", 0)), spec.get("iifname"),
                         _network(spec.get("src")), _network(spec.get("dst")), spec.get("ip_proto"),
-                        _port_range(spec.get("sport_range")), _port_range(spec.get("dport_range")))
+                        _port_range(spec.get("sport_range")), _port_range(spec.get("dport_range")),
+                        None if spec.get("fwmark") is None else int(spec["fwmark"]),
+                        None if spec.get("fwmask") is None else int(spec["fwmask"]),
+                        action is not None)
         except ValueError as err:
             raise FakeNetlinkError(f"{self.name}: rule {spec}: {err}") from err
 
@@ -531,9 +603,11 @@ class FakeNetwork:
         return Walk(tuple(hops), "loop", packet, reason=f"more than {MAX_WALK_HOPS} hops")
 
 
-def _matches(rule: Rule, key, iif: str) -> bool:
+def _matches(rule: Rule, key, iif: str, mark: int = 0) -> bool:
     if rule.iifname is not None and rule.iifname != iif:
         return False
+    if rule.fwmark is not None and (rule.fwmark ^ mark) & (0xFFFFFFFF if rule.fwmask is None else rule.fwmask):
+        return False  # as fib_rule_match: (mark ^ fwmark) & fwmask
     if rule.src is not None and key.source not in rule.src:
         return False
     if rule.dst is not None and key.destination not in rule.dst:
