@@ -118,6 +118,7 @@ class EmulatedNetwork:
         self.link_mode = None
         self.datapath = None
         self.dataplane = None
+        self.owns_run_dir = False
         self.started_at = None
         self.timings: dict[str, float] = {}
         self.verification: dict = {}
@@ -154,7 +155,8 @@ class EmulatedNetwork:
                 mark("reachability_verified")
             self._write_manifest(ready=True)
         except BaseException:
-            self.stop()
+            if self.owns_run_dir:  # a refusal in _prepare leaves alone what another network may own
+                self.stop()
             raise
 
     def _prepare(self) -> None:
@@ -174,9 +176,13 @@ class EmulatedNetwork:
         for port, option in ((self.ofp_port, "--ofp-port"), (self.rest_port, "--rest-port")):
             if _port_listening(port):
                 raise EmulationError(f"TCP port {port} is already in use; pick another with {option}")
+        self.dataplane = choose_dataplane(self.requested_dataplane)  # refuses before anything is built
+        # From here on the run directory and the plan's names are this network's: a failure
+        # tears them down. Before, nothing was built, and a refusal must not touch a running
+        # network (its namespaces carry the same names, its run directory is this one).
+        self.owns_run_dir = True
         os.makedirs(os.path.join(self.run_dir, "links"), exist_ok=True)
         manifest_io.snapshot_topology(self.run_dir, self.topology.source)
-        self.dataplane = choose_dataplane(self.requested_dataplane)  # refuses before anything is built
         ensure_ovs_running()
         self.link_mode = linkem.detect_mode()
         self.datapath = ovs_datapath()

@@ -77,3 +77,23 @@ def test_a_vanished_pid_is_not_ours_and_not_alive():
 ])
 def test_is_our_command(argv, ours):
     assert is_our_command(argv) is ours
+
+
+def test_a_refused_boot_leaves_the_running_network_alone(tmp_path):
+    """`cpn up` while a network runs is refused, and the refusal tears nothing of it down."""
+    import json
+    import os
+
+    import pytest
+
+    from cpn_net.emulation.network import EmulatedNetwork, EmulationError
+    from cpn_net.model import load_topology
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"processes": {"daemon": os.getpid()}}))
+    (tmp_path / "links").mkdir()
+    network = EmulatedNetwork(load_topology("topologies/tiny.yaml"), run_dir=str(tmp_path))
+    removed = []
+    network.stop = lambda: removed.append("stop")  # what a refusal must not reach
+    with pytest.raises(EmulationError, match="already running"):
+        network.start()
+    assert removed == [] and (tmp_path / "manifest.json").exists() and (tmp_path / "links").is_dir()
