@@ -57,6 +57,8 @@ class ControllerCore:
         self.sessions: dict = {}
         self.policies: dict = {}
         self.tables: dict[str, int] = {}
+        self._used_tables: set[int] = set()  # the values of self.tables, for a quick free-table search
+        self._table_hint = FIRST_FLOW_TABLE  # no table below it is free
         self.steered: dict[tuple, str] = {}  # (headend router, destination) -> policy name
         self.backups: dict[str, set] = {}
         self.routes_installed: dict[str, int] = {}
@@ -292,7 +294,7 @@ class ControllerCore:
             raise PolicyError(f"policy {spec.name!r}: headend {spec.headend!r} is not a site of this network")
         if getattr(spec, "flow", None) is None:
             table = None
-        elif table is None or table in self.tables.values():
+        elif table is None or table in self._used_tables:
             table = self._free_table()
         # Reservations only matter to a bandwidth-constrained request: skip the sum otherwise.
         reservations = {}
@@ -313,13 +315,17 @@ class ControllerCore:
         self.policies[name] = planned
         if planned.policy.table is not None and getattr(planned.spec, "flow", None) is not None:
             self.tables[name] = planned.policy.table
+            self._used_tables.add(planned.policy.table)
         if event:
             self._event(kind="policy_added", policy=name, path=list(planned.path.sites))
 
     def _unregister(self, planned) -> None:
         name = planned.spec.name
         self.policies.pop(name, None)
-        self.tables.pop(name, None)
+        table = self.tables.pop(name, None)
+        if table is not None:
+            self._used_tables.discard(table)
+            self._table_hint = min(self._table_hint, table)
         self.steered.pop((planned.compiled.router, planned.policy.destination), None)
 
     def _remove(self, planned, quiet: bool = False) -> None:
@@ -335,10 +341,11 @@ class ControllerCore:
                         raise
 
     def _free_table(self) -> int:
-        used = set(self.tables.values())
-        table = FIRST_FLOW_TABLE
-        while table in used:
+        """The lowest flow table no policy holds (a hint skips the ones known to be taken)."""
+        table = self._table_hint
+        while table in self._used_tables:
             table += 1
+        self._table_hint = table
         return table
 
     def _install(self, planned) -> None:

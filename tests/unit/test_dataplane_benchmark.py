@@ -44,8 +44,22 @@ def test_bpf_counters_accumulate_per_mode_and_give_ns_per_run():
     figures = benchmark.ns_per_run(total)
     assert figures["cpn_sid"]["runs"] == 2 * (10 + 4)
     assert figures["cpn_sid"]["ns_per_run"] == round(2 * (3000 + 800) / 28, 1)
-    assert figures["cpn_sid"]["per_router"] == {"r1": 300.0, "r2": 200.0}
-    assert figures["cpn_encap"] == {"ns_per_run": 200.0, "runs": 50, "per_router": {"r1": 200.0}}
+    assert figures["cpn_sid"]["per_router"] == {"r1": {"ns_per_run": 300.0, "runs": 20},
+                                                "r2": {"ns_per_run": 200.0, "runs": 8}}
+    assert figures["cpn_encap"] == {"ns_per_run": 200.0, "runs": 50,
+                                    "per_router": {"r1": {"ns_per_run": 200.0, "runs": 50}}}
+    # 50 runs on r1: 20 packets encapsulated, 30 passed through at 100 ns each.
+    assert benchmark.attributed_ns(total["r1"]["cpn_encap"], 20, 100.0) == round((10000 - 3000) / 20, 1)
+
+
+def test_interface_deltas():
+    benchmark = load_benchmark()
+    before = {"r1": {"r1-eth1": {"rx_packets": 1, "tx_packets": 2, "tx_bytes": 100}}}
+    after = {"r1": {"r1-eth1": {"rx_packets": 11, "tx_packets": 2, "tx_bytes": 1600},
+                    "r1-eth9": {"rx_packets": 3, "tx_packets": 0, "tx_bytes": 0}}}
+    assert benchmark.intf_delta(before, after) == {
+        "r1": {"r1-eth1": {"rx_packets": 10, "tx_packets": 0, "tx_bytes": 1500},
+               "r1-eth9": {"rx_packets": 3, "tx_packets": 0, "tx_bytes": 0}}}
 
 
 def test_batch_rates_and_ratio():
