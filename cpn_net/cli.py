@@ -9,6 +9,11 @@
     cpn policy list|add|del        SR policies on the running network (the controller's REST API)
     cpn slice list|add|del|status  network slices: admission, paths, SLO monitoring (the REST API)
     cpn telemetry [--json]         per-link delay/jitter (IOAM) and loss (alternate marking) vs ground truth
+    cpn exec NODE [-- CMD...]      run a command in a node's namespace (no command: a shell there)
+    cpn steering [show|set POLICY] compute-aware steering: preferred instances, splits; switch the policy
+    cpn services [--json]          service instances: site, load, health, price
+    cpn map                        URL of the controller's map page
+    cpn version [--json]           versions (cpn_net, git, Python, kernel, os-ken) and the running network's modes
     cpn down                       tear the running network down
     cpn clean                      remove leftovers of crashed runs (only ours)
     cpn controller                 run the os-ken controller alone (normally started by ``cpn up``)
@@ -25,6 +30,7 @@ import subprocess
 import sys
 import time
 
+from cpn_net import cli_everyday
 from cpn_net.dataplane import doctor
 from cpn_net.emulation import manifest as manifest_io
 from cpn_net.model.schema import SLICE_KINDS
@@ -685,6 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("telemetry", help="live per-link delay, jitter and loss, with the emulator's ground truth")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_telemetry)
+
+    cli_everyday.add_parsers(sub)
 
     p = sub.add_parser("down", help="tear the running network down")
     p.set_defaults(func=cmd_down)

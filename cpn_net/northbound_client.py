@@ -36,6 +36,8 @@ DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_TIMEOUT_S = 30.0  # installing a policy touches routers over netlink: seconds, not milliseconds
 
 
+PAGE = 1000  # the most items GET /policies and GET /slices answer per request
+
 class NorthboundError(Exception):
     """The controller refused a request, failed, or could not be reached.
 
@@ -91,8 +93,18 @@ class NorthboundClient:
         return self.request("GET", "/topology")
 
     def list_policies(self) -> list[dict]:
-        """Every installed policy (``GET /policies``)."""
-        return self.request("GET", "/policies")
+        """Every installed policy (``GET /policies``, page after page)."""
+        return self._every_page("/policies")
+
+    def _every_page(self, path: str) -> list:
+        """All items of a paged list: the server answers at most PAGE of them per request."""
+        items, offset = [], 0
+        while True:
+            page = self.request("GET", f"{path}?limit={PAGE}&offset={offset}")
+            items += page
+            if len(page) < PAGE:
+                return items
+            offset += len(page)
 
     def get_policy(self, name: str) -> dict:
         """One installed policy (``GET /policies/{name}``); 404 if unknown."""
@@ -123,8 +135,8 @@ class NorthboundClient:
         return self.request("DELETE", _policy_path(name))
 
     def list_slices(self) -> list[dict]:
-        """Every slice in force, then every refused declaration (``GET /slices``)."""
-        return self.request("GET", "/slices")
+        """Every slice in force, then every refused declaration (``GET /slices``, page after page)."""
+        return self._every_page("/slices")
 
     def get_slice(self, name: str) -> dict:
         """One slice (``GET /slices/{name}``); 404 if unknown."""

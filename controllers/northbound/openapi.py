@@ -53,17 +53,30 @@ ERROR_RESPONSES = {
     409: ("Conflict", "An object with this name already exists, or admission control refused a slice "
                       "(details: reason, link, residual_mbps, shortfall_mbps)."),
     411: ("LengthRequired", "The body was sent chunked; send it with a Content-Length."),
+    408: ("RequestTimeout", "The request (line, headers and body) did not arrive whole in time (5 s by default): "
+                            "a body announced by Content-Length and not sent. Nothing was changed."),
     413: ("PayloadTooLarge", "The body is larger than the server accepts (1 MiB)."),
     415: ("UnsupportedMediaType", "A request body must be sent with Content-Type: application/json."),
     422: ("UnprocessableContent", "Well-formed but invalid or infeasible: unknown node, no path meets the "
                                   "constraints. Nothing was changed."),
+    503: ("ServiceUnavailable", "The server holds as many connections as it takes; Retry-After says when to try "
+                                "again. Nothing was changed."),
     500: ("InternalError", "The controller failed unexpectedly; whatever was half-installed was rolled back. "
                            "The message names the exception; the controller's log has the traceback."),
 }
+#: Statuses every operation can answer: a request that came too slowly, a server at its connection limit, a bug.
+ALWAYS_ERRORS = (408, 500, 503)
 #: Statuses every operation with a JSON request body can answer, besides its own.
 BODY_ERRORS = (400, 411, 413, 415)
+#: Most policies one ``POST /policy-batches`` takes: bounds the work and the answer of one request.
+MAX_BATCH_POLICIES = 1000
+#: Items in one page of a list answer: the default and largest ``limit`` (mirrored by the REST server).
+MAX_PAGE_ITEMS = 1000
+#: Longest string accepted for a site, host or prefix in a request: names are at most 63 characters.
+MAX_TEXT_CHARS = 255
 
-_SITE = {"type": "string", "minLength": 1, "description": "A site's name in the topology file, e.g. east."}
+_SITE = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS,
+         "description": "A site's name in the topology file, e.g. east."}
 _PORT = {"type": "integer", "minimum": 0, "maximum": 65535}
 
 
@@ -88,7 +101,7 @@ class Section:
     ...     "Say hello", "getHello", {"200": response("A greeting.", {"type": "string"})})}})
     >>> doc = openapi_document([hello])
     >>> doc["paths"]["/hello"]["get"]["tags"], sorted(doc["paths"]["/hello"]["get"]["responses"])
-    (['hello'], ['200', '500'])
+    (['hello'], ['200', '408', '500', '503'])
     """
 
     tag: str
@@ -154,6 +167,32 @@ def path_parameter(name: str, description: str, schema: Mapping[str, Any] | None
             "schema": dict(schema or {"type": "string"})}
 
 
+def query_parameter(name: str, description: str, schema: Mapping[str, Any]) -> dict:
+    """An optional query Parameter object (OpenAPI 3.1 §4.8.12).
+
+    Examples
+    --------
+    >>> query_parameter("limit", "Page size.", {"type": "integer"})["in"]
+    'query'
+    """
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": dict(schema)}
+
+
+#: The paging parameters of list operations (``GET /policies``, ``GET /slices``).
+PAGE_PARAMETERS = (
+    query_parameter("limit", f"Most items in the answer, 1..{MAX_PAGE_ITEMS}; default {MAX_PAGE_ITEMS}.",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_ITEMS, "default": MAX_PAGE_ITEMS}),
+    query_parameter("offset", "Items to skip from the start of the list; default 0.",
+                    {"type": "integer", "minimum": 0, "maximum": 2 ** 31 - 1, "default": 0}),
+)
+#: The headers of a page of a list answer.
+PAGE_HEADERS = {
+    "X-Total-Count": {"description": "Items in the whole list.", "schema": {"type": "integer", "minimum": 0}},
+    "Link": {"description": 'The next page, <path?limit=L&offset=O>; rel="next", while more items follow.',
+             "schema": {"type": "string"}},
+}
+
+
 def operation(summary: str, operation_id: str, responses: Mapping[str, Any], *, description: str = "",
               request_body: Mapping[str, Any] | None = None, parameters: Sequence[Mapping[str, Any]] = (),
               errors: Sequence[int] = ()) -> dict:
@@ -171,7 +210,7 @@ def operation(summary: str, operation_id: str, responses: Mapping[str, Any], *, 
     parameters : sequence of mapping
         From :func:`path_parameter`.
     errors : sequence of int
-        Error statuses the operation answers besides 500 (always added),
+        Error statuses the operation answers besides :data:`ALWAYS_ERRORS` (always added),
         each referencing the shared response in :data:`ERROR_RESPONSES`.
 
     Returns
@@ -188,9 +227,9 @@ def operation(summary: str, operation_id: str, responses: Mapping[str, Any], *, 
     >>> op = operation("Delete a policy", "deletePolicy", {"200": response("Removed.", {"type": "object"})},
     ...                errors=[404])
     >>> sorted(op["responses"]), op["responses"]["404"]
-    (['200', '404', '500'], {'$ref': '#/components/responses/NotFound'})
+    (['200', '404', '408', '500', '503'], {'$ref': '#/components/responses/NotFound'})
     """
-    statuses = set(errors) | {500} | (set(BODY_ERRORS) if request_body else set())
+    statuses = set(errors) | set(ALWAYS_ERRORS) | (set(BODY_ERRORS) if request_body else set())
     unknown = statuses - set(ERROR_RESPONSES)
     if unknown:
         raise SchemaError(f"operation {operation_id}: error statuses {sorted(unknown)} have no shared response; "
@@ -228,6 +267,9 @@ def _error_responses() -> dict:
         if status == 405:
             answers[name]["headers"] = {"Allow": {"description": "The methods the path supports.",
                                                   "schema": {"type": "string"}}}
+        if status == 503:
+            answers[name]["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                                        "schema": {"type": "integer", "minimum": 0}}}
     return answers
 
 
@@ -299,17 +341,18 @@ def _policy_request_properties() -> dict:
         "name": {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$",
                  "description": f"Unique policy name: {NAME_RULE}."},
         "headend": {**_SITE, "description": "Site whose router encapsulates (H.Encaps at r<site>)."},
-        "to": {"type": "string", "minLength": 1,
+        "to": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS,
                "description": "What is steered: a site (its LAN /64; ends with End.DT6 there), a host such as "
                               "k3-1 (its /128; ends with End.DX6 to it) or an IPv6 prefix inside a site LAN."},
         "flow": {
             "type": ["object", "null"], "additionalProperties": False, "default": None,
             "description": "Steer only this flow (policy routing); null or omitted: all traffic to `to`.",
             "properties": {
-                "proto": {"type": ["string", "integer"],
+                "proto": {"type": ["string", "integer"], "maxLength": MAX_TEXT_CHARS,
                           "description": f"{', '.join(PROTOCOL_NUMBERS)} or a protocol number 2..255; "
                                          "needed with ports."},
-                "src": {"type": "string", "description": "Source IPv6 address or prefix inside the headend's LAN."},
+                "src": {"type": "string", "maxLength": MAX_TEXT_CHARS,
+                        "description": "Source IPv6 address or prefix inside the headend's LAN."},
                 "src_port": {**_PORT, "description": "Transport source port."},
                 "dst_port": {**_PORT, "description": "Transport destination port."},
             }},
@@ -357,8 +400,10 @@ def _policies_section() -> Section:
     paths = {
         "/policies": {
             "get": operation("List installed policies", "listPolicies",
-                             {"200": response("Every installed policy.",
-                                              {"type": "array", "items": schema_ref("Policy")})}),
+                             {"200": response("Installed policies, a page at a time (all of them when they fit "
+                                              "one page).", {"type": "array", "items": schema_ref("Policy")},
+                                              PAGE_HEADERS)},
+                             parameters=PAGE_PARAMETERS, errors=[400]),
             "post": operation(
                 "Install a policy", "addPolicy",
                 {"201": response("Installed; Location names the new policy.", schema_ref("Policy"),
@@ -390,7 +435,9 @@ def _policies_section() -> Section:
     batch = {"type": "object", "required": ["policies"], "additionalProperties": False,
              "description": "Policies to install, in order.",
              "properties": {"policies": {"type": "array", "items": schema_ref("PolicyRequest"),
-                                         "description": "Each as the body of POST /policies."}}}
+                                         "maxItems": MAX_BATCH_POLICIES,
+                                         "description": f"Each as the body of POST /policies; at most "
+                                                        f"{MAX_BATCH_POLICIES} (send more in further batches)."}}}
     refusal = {"type": "object", "required": ["name", "status", "message"],
                "properties": {"name": {"type": ["string", "null"]}, "status": {"type": "integer"},
                               "message": {"type": "string"}}}
@@ -522,7 +569,7 @@ def _slice_request_properties() -> dict:
     for key, spec in SLICE_FIELDS.items():
         schema = field_schema(spec, _SLICE_DESCRIPTIONS[key])
         if key == "members":
-            schema.update(items={"type": "string", "minLength": 1}, minItems=1)
+            schema.update(items={"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS}, minItems=1)
         if key in _SLICE_DEFAULTS:
             schema["default"] = _SLICE_DEFAULTS[key]
         properties[key] = schema
@@ -582,8 +629,10 @@ def _slices_section() -> Section:
     paths = {
         "/slices": {
             "get": operation("List slices", "listSlices",
-                             {"200": response("Every slice in force, then every refused declaration.",
-                                              {"type": "array", "items": schema_ref("Slice")})}, errors=[404]),
+                             {"200": response("Every slice in force, then every refused declaration, a page at a "
+                                              "time (all of them when they fit one page).",
+                                              {"type": "array", "items": schema_ref("Slice")}, PAGE_HEADERS)},
+                             parameters=PAGE_PARAMETERS, errors=[400, 404]),
             "post": operation(
                 "Admit and realise a slice", "addSlice",
                 {"201": response("In force; Location names the new slice.", schema_ref("Slice"),

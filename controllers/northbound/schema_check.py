@@ -15,7 +15,9 @@ ignored, so a schema never promises a check that is not made.
 
 Two deliberate strictness choices: ``integer`` accepts only JSON numbers
 written without a fraction (``80``, not ``80.0``), and ``true``/``false`` are
-never numbers.
+never numbers. JSON Schema itself counts ``80.0`` as an integer, so the REST
+server first turns such numbers into ints where the schema asks for one
+(:func:`integral_numbers_as_integers`); the api always gets an int.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def resolve(schema: Mapping[str, Any], document: Mapping[str, Any]) -> Mapping[s
     return schema
 
 
-def check(value: Any, schema: Mapping[str, Any], document: Mapping[str, Any], where: str = "body") -> list[Problem]:
+def check(value: Any, schema: Mapping[str, Any], document: Mapping[str, Any], where: str = "body",
+          limit: int | None = None) -> list[Problem]:
     """Every way ``value`` breaks ``schema``, in document order.
 
     Parameters
@@ -117,11 +120,14 @@ def check(value: Any, schema: Mapping[str, Any], document: Mapping[str, Any], wh
     where : str
         Name of ``value`` in messages; nested values extend it
         (``body.flow.src_port``, ``body.waypoints[1]``).
+    limit : int, optional
+        Stop once this many problems are found: a body with 60,000 unknown
+        fields costs no more to refuse than one with ``limit``.
 
     Returns
     -------
     list of Problem
-        Empty when the value conforms.
+        Empty when the value conforms; at most ``limit`` long.
 
     Raises
     ------
@@ -139,10 +145,61 @@ def check(value: Any, schema: Mapping[str, Any], document: Mapping[str, Any], wh
     body: missing required field 'name'
     body: unknown field 'rate'; did you mean 'rate_mbps'? (allowed: name, rate_mbps)
     body.rate_mbps: -3 must be > 0
+    >>> len(check({f"x{i}": 1 for i in range(1000)}, schema, {}, limit=5))
+    5
     """
-    problems: list[Problem] = []
-    _check(value, schema, document, where, problems)
-    return problems
+    problems = _Problems(limit)
+    try:
+        _check(value, schema, document, where, problems)
+    except _Enough:
+        pass
+    return list(problems)
+
+
+class _Enough(Exception):
+    """Raised by :class:`_Problems` once it holds its limit."""
+
+
+class _Problems(list):
+    def __init__(self, limit: int | None):
+        super().__init__()
+        self.limit = limit
+
+    def append(self, problem: Problem) -> None:
+        super().append(problem)
+        if self.limit is not None and len(self) >= self.limit:
+            raise _Enough
+
+
+def integral_numbers_as_integers(value: Any, schema: Mapping[str, Any], document: Mapping[str, Any]) -> Any:
+    """``value`` with each number of zero fraction turned into an int where ``schema`` asks for an integer.
+
+    JSON Schema counts ``80.0`` as an integer (2020-12 core §4.2.1; a client
+    checking with any standard validator sends it), while :func:`check` is
+    strict; the REST server calls this first, so ``80.0`` is accepted as ``80``
+    and the api gets an int. Numbers under ``number`` fields stay as sent.
+
+    Examples
+    --------
+    >>> schema = {"type": "object", "properties": {"port": {"type": "integer"}, "rate": {"type": "number"},
+    ...                                            "ids": {"type": "array", "items": {"type": ["integer", "null"]}}}}
+    >>> integral_numbers_as_integers({"port": 80.0, "rate": 5.0, "ids": [1.0, 2.5, None], "x": 3.0}, schema, {})
+    {'port': 80, 'rate': 5.0, 'ids': [1, 2.5, None], 'x': 3.0}
+    """
+    schema = resolve(schema, document)
+    if isinstance(value, float) and value.is_integer():
+        types = schema.get("type", ())
+        types = [types] if isinstance(types, str) else list(types)
+        return int(value) if "integer" in types and "number" not in types else value
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {key: integral_numbers_as_integers(item, properties[key], document) if key in properties else
+                integral_numbers_as_integers(item, extra, document) if isinstance(extra, Mapping) else item
+                for key, item in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [integral_numbers_as_integers(item, schema["items"], document) for item in value]
+    return value
 
 
 def _check(value, schema, document, where, problems) -> None:
@@ -190,11 +247,12 @@ def _check_object(value, schema, document, where, problems) -> None:
         if name in properties:
             continue
         if extra is False:
-            hint = difflib.get_close_matches(name, list(properties), n=1)
+            hint = difflib.get_close_matches(name[:_SHOWN_CHARS], list(properties), n=1)
             did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ";"
-            problems.append(Problem(where, f"unknown field {name!r}{did_you_mean} (allowed: {', '.join(properties)})"))
+            problems.append(Problem(where, f"unknown field {_show_name(name)}{did_you_mean} "
+                                           f"(allowed: {', '.join(properties)})"))
         elif isinstance(extra, Mapping):
-            _check(value[name], extra, document, f"{where}.{name}", problems)
+            _check(value[name], extra, document, f"{where}.{_show_name(name)[1:-1]}", problems)
     for name, sub in properties.items():
         if name in value:
             _check(value[name], sub, document, f"{where}.{name}", problems)
@@ -205,6 +263,7 @@ def _check_array(value, schema, document, where, problems) -> None:
         problems.append(Problem(where, f"has {len(value)} items, needs at least {schema['minItems']}"))
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         problems.append(Problem(where, f"has {len(value)} items, at most {schema['maxItems']} allowed"))
+        return  # the items of an over-long array are not worth checking: the sender must split it first
     if schema.get("uniqueItems"):
         seen = []
         for item in value:
@@ -273,6 +332,11 @@ def json_type(value: Any) -> str:
         if _TYPES[name](value):
             return name
     return type(value).__name__
+
+
+def _show_name(name: str) -> str:
+    shown = repr(name)
+    return shown if len(shown) <= _SHOWN_CHARS else shown[:_SHOWN_CHARS - 4] + "...'"
 
 
 def _show(value: Any) -> str:

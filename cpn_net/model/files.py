@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from cpn_net.model.errors import FILE_KEY, Problem, TopologyError
+from cpn_net.model.errors import FILE_KEY, TOP_KEY, Problem, ProblemLog, TopologyError
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -43,3 +43,54 @@ def read_text(path: str | os.PathLike) -> str:
 
 def _error(file: str, message: str, fix: str) -> TopologyError:
     return TopologyError([Problem(file, FILE_KEY, message, fix)])
+
+
+#: Numbers a topology holds (delays, rates, ids, coordinates) are floats at heart: larger ones are mistakes.
+_LARGEST_NUMBER = 1e308
+
+
+def check_document(log: ProblemLog, document: object) -> None:
+    """Record what no field of a parsed YAML or JSON document can hold, before the fields are read.
+
+    Two things a parser hands over that the field checks would otherwise trip
+    on: an integer too large for a float (``10**400``; delays, rates and ids
+    are all far smaller), and a structure that contains itself (a YAML alias
+    inside its own anchor, ``&a [*a]``). The walk is iterative, so any depth
+    the parser accepted is walked.
+
+    Parameters
+    ----------
+    log : ProblemLog
+        Gets one problem per offending value, keyed by its path (``sites[0].id``).
+    document : object
+        Decoded YAML or JSON.
+
+    Examples
+    --------
+    >>> log = ProblemLog("t.yaml")
+    >>> loop = []
+    >>> loop.append(loop)
+    >>> check_document(log, {"sites": [{"id": 10 ** 400}], "links": loop})
+    >>> for p in log.problems: print(p)
+    t.yaml: sites[0].id: an integer of 401 digits is too large; give a number below 1e308
+    t.yaml: links[0]: refers to a list that contains it (a YAML alias inside its own anchor); write the value out
+    """
+    stack: list[tuple[object, str, frozenset[int]]] = [(document, "", frozenset())]
+    while stack:
+        value, path, inside = stack.pop()
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST_NUMBER:
+            digits = len(str(abs(value))) if abs(value).bit_length() < 14_000 else "over 4300"
+            log.add(path or TOP_KEY, f"an integer of {digits} digits is too large", "give a number below 1e308")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if id(value) in inside:
+            kind = "mapping" if isinstance(value, dict) else "list"
+            log.add(path or TOP_KEY, f"refers to a {kind} that contains it (a YAML alias inside its own anchor)",
+                    "write the value out")
+            continue
+        inside = inside | {id(value)}
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        children = [(item, f"{path}[{key}]" if isinstance(value, list) else
+                     (f"{path}.{key}" if path else str(key)), inside) for key, item in items]
+        stack.extend(reversed(children))

@@ -198,6 +198,10 @@ def _parse_xml(log: ProblemLog, data: bytes | str) -> _Graph:
         reason = str(err).rsplit(": line ", 1)[0]  # the position is in the key already
         log.add(f"line {line}, column {column + 1}", f"malformed XML: {reason}", "fix the XML or export the file again")
         return _Graph({})
+    except (LookupError, ValueError) as err:  # expat takes single-byte encodings only; an unknown one is LookupError
+        log.add(TOP_KEY, f"the XML declaration's encoding cannot be read: {err}",
+                'save the file as UTF-8 (<?xml version="1.0" encoding="utf-8"?>)')
+        return _Graph({})
     if _local(root.tag) != "graphml":
         log.add(TOP_KEY, f"the root element is <{_local(root.tag)}>, not <graphml>",
                 "give a GraphML file such as those of the Internet Topology Zoo")

@@ -39,8 +39,8 @@ from typing import Any
 
 from cpn_net.model.addressing import MAX_SITE_ID
 from cpn_net.model.build import Entry, build_topology, read_header
-from cpn_net.model.errors import TOP_KEY, ProblemLog, unknown_fix
-from cpn_net.model.files import read_text
+from cpn_net.model.errors import FILE_KEY, TOP_KEY, ProblemLog, unknown_fix
+from cpn_net.model.files import check_document, read_text
 from cpn_net.model.schema import DEFAULT_SERVICE, DEFAULT_SERVICE_NOTE, TOP_FIELDS, Reader, describe, show, slug
 from cpn_net.model.topology import Topology
 
@@ -97,6 +97,15 @@ def parse_node_link(text: str, file: str = "<string>", *, default_service: bool 
         log.add(f"line {err.lineno}, column {err.colno}", f"JSON syntax error: {err.msg}",
                 "fix the JSON (check commas, quotes and brackets)")
         log.raise_if_any()
+    except ValueError as err:  # Python refuses int() of over 4300 digits (CVE-2020-10735)
+        log.add(FILE_KEY, f"a number is not one Python reads{' (over 4300 digits)' if '4300' in str(err) else ''}",
+                "give numbers below 1e308")
+        log.raise_if_any()
+    except RecursionError:
+        log.add(FILE_KEY, "nested too deeply to read", "flatten the JSON: a topology is a few levels deep")
+        log.raise_if_any()
+    check_document(log, document)
+    log.raise_if_any()
     if not isinstance(document, dict):
         log.add(TOP_KEY, f"the document is {describe(document)}, expected a node-link object",
                 'write {"nodes": [...], "links": [...]} as networkx.node_link_data does')

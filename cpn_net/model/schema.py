@@ -406,7 +406,7 @@ def check_value(log: ProblemLog, key: str, value: Any, field: Field) -> Any:
             type_fix = f"write {int(value)} without the decimal point"
         log.add(key, f"{show(value)} is {describe(value)}, expected {expected}", type_fix)
         return _BAD
-    if field.kind == "number" and not math.isfinite(value):
+    if field.kind == "number" and not (isinstance(value, int) or math.isfinite(value)):  # a huge int: no float
         log.add(key, f"{show(value)} is not a finite number", field.fix)
         return _BAD
     if field.kind in ("number", "int") and not field.in_bounds(value):

@@ -22,7 +22,7 @@ import yaml
 
 from cpn_net.model.build import Entry, build_topology, read_header
 from cpn_net.model.errors import FILE_KEY, TOP_KEY, ProblemLog
-from cpn_net.model.files import read_text
+from cpn_net.model.files import check_document, read_text
 from cpn_net.model.schema import RESERVED_KEYS, TOP_FIELDS, Reader, describe
 from cpn_net.model.topology import Topology
 
@@ -49,6 +49,28 @@ class _StrictLoader(yaml.SafeLoader):
                 except TypeError:
                     pass  # unhashable key: the base constructor reports it
         return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node, deep=False):
+        # PyYAML's constructors let Python's own errors out for some explicitly tagged or odd scalars
+        # (!!int 0x, !!bool maybe, !!timestamp 1, an int of over 4300 digits): report them at the node.
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as err:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            what = _shown(node.value) if isinstance(node.value, str) else f"this {type(node).__name__[:-4].lower()}"
+            limit = " (over 4300 digits)" if "4300" in str(err) else ""
+            raise yaml.constructor.ConstructorError(None, None, f"{what} is not a valid {tag}{limit}",
+                                                    node.start_mark) from err
+
+
+def _code(character: str | int) -> int:
+    return character if isinstance(character, int) else ord(character)  # bytes streams give ints
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
 
 
 def load_yaml_topology(path: str | os.PathLike) -> Topology:
@@ -87,20 +109,30 @@ def parse_yaml_topology(text: str, file: str = "<string>") -> Topology:
     <string>: sites[0].clients: -1 must be in [0, 99]; give 0 to 99 clients
     """
     log = ProblemLog(file)
-    loader = _StrictLoader(text)
+    loader = None
     try:
+        loader = _StrictLoader(text)  # reads the stream already: unprintable characters fail here
         document = loader.get_single_data()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else FILE_KEY
-        problem = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
+        if isinstance(err, yaml.reader.ReaderError):
+            where, problem = f"character {err.position + 1}", f"{err.reason} (#x{_code(err.character):04x})"
+        else:
+            problem = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
         log.add(where, f"YAML syntax error: {problem or err}", "fix the YAML (check indentation, colons and quotes)")
         log.raise_if_any()
+    except RecursionError:
+        log.add(FILE_KEY, "nested too deeply to read", "flatten the YAML: a topology is a few levels deep")
+        log.raise_if_any()
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     for key, mark, first in loader.repeated:
         log.add(f"line {mark.line + 1}, column {mark.column + 1}",
                 f"key {key!r} repeats one given at line {first.line + 1}", "keep only one of them")
+    check_document(log, document)
+    log.raise_if_any()
     if document is None:
         log.add(FILE_KEY, "the file has no content", "write a topology mapping (see cpn_net.model.schema)")
         log.raise_if_any()

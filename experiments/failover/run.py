@@ -33,6 +33,7 @@ from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.tools.measure import measure_flow
 from experiments.common import results
+from experiments.common.progress import Progress
 
 DIAMOND = os.path.join(results.ROOT, "topologies", "diamond.yaml")
 TARGET_MS = 500.0
@@ -61,6 +62,7 @@ def run_mode(topology, frr: bool, trials: int, rate_pps: float, duration_s: floa
                              "fault_injected_at_s": report["event"]["at_s"]})
                 progress(f"{'frr' if frr else 'controller'} trial {trial + 1}/{trials}: "
                          f"outage {report['outage_ms']} ms, {report['lost']} lost")
+                progress.advance()
                 network.set_link("b", "d", down=False)
                 _wait_for_reconvergence(network, before + 1)
         mode = network.link_mode
@@ -102,16 +104,15 @@ def main(argv=None) -> int:
         print(f"--trials={trials} must be >= 1 and --rate-pps={args.rate_pps} > 0", file=sys.stderr)
         return 2
     topology = load_topology(DIAMOND)
-    start = time.monotonic()
-
-    def progress(message):
-        print(f"[{time.monotonic() - start:6.1f}s] {message}", flush=True)
+    progress = Progress()
 
     modes = {}
     try:
-        for frr in (False, True):
-            modes["frr" if frr else "controller"] = run_mode(topology, frr, trials, args.rate_pps, 5.0, 2.0,
-                                                             args.seed, progress)
+        with progress.bar("trials", total=2 * trials):
+            for frr in (False, True):
+                progress.describe(f"{'frr' if frr else 'controller'} trials")
+                modes["frr" if frr else "controller"] = run_mode(topology, frr, trials, args.rate_pps, 5.0, 2.0,
+                                                                 args.seed, progress)
     except KeyboardInterrupt:
         progress("interrupted: network torn down, no result written")
         return 130

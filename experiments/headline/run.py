@@ -32,6 +32,7 @@ from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.northbound_client import NorthboundClient
 from experiments.common import results
+from experiments.common.progress import Progress
 
 FLAGSHIP = os.path.join(results.ROOT, "topologies", "east-data-west-compute.yaml")
 POLICIES = ("nearest", "least-loaded", "random", "round-robin", "joint", "oracle")
@@ -131,20 +132,20 @@ def main(argv=None) -> int:
     if not topology.services or not topology.clients():
         print(f"{args.topology}: the headline experiment needs a service and clients", file=sys.stderr)
         return 1
-    start = time.monotonic()
-
-    def progress(message):
-        print(f"[{time.monotonic() - start:6.1f}s] {message}", flush=True)
+    progress = Progress()
 
     network = EmulatedNetwork(topology, seed=args.seed, progress=progress)
     runs = []
     try:
         network.start()
         client = NorthboundClient(network.controller_state()["rest"])
-        with tempfile.TemporaryDirectory() as workdir:
-            for policy in args.policies:
+        with tempfile.TemporaryDirectory() as workdir, \
+                progress.bar("policies", total=len(args.policies) * args.duration_s, unit="s of workload"):
+            for number, policy in enumerate(args.policies, 1):
                 progress(f"running {policy} for {args.duration_s:.0f} s")
-                runs.append(run_policy(network, client, topology, policy, args, workdir, progress))
+                progress.describe(f"{policy} ({number}/{len(args.policies)})")
+                with progress.running_for(args.duration_s):
+                    runs.append(run_policy(network, client, topology, policy, args, workdir, progress))
         mode = network.link_mode
         dataplane = network.dataplane
     except KeyboardInterrupt:

@@ -21,13 +21,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 from cpn_net import baseline, stats
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import TopologyError, load_topology
 from cpn_net.model.addressing import router_lan_address
 from experiments.common import results
+from experiments.common.progress import Progress
 
 ROOT = results.ROOT
 FLAGSHIP = os.path.join(ROOT, "topologies", "east-data-west-compute.yaml")
@@ -47,17 +47,19 @@ def parse_rtts(ping_output: str) -> list[float]:
 def ping_many(network, jobs: list[tuple[str, str]], count: int, interval_s: float, progress) -> dict:
     """Run ``ping`` for every (node, address) job, a few at a time; {(node, address): [rtt_ms]}."""
     out = {}
-    for start in range(0, len(jobs), PING_BATCH):
-        procs = {job: network.node(job[0]).popen(
-            ["ping", "-n", "-c", str(count + 1), "-i", str(interval_s), "-W", "2", job[1]],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for job in jobs[start:start + PING_BATCH]}
-        for job, proc in procs.items():
-            stdout, _ = proc.communicate(timeout=count * interval_s + 30)
-            # The first echo of a path pays for neighbour discovery and the switches'
-            # flow-cache set-up: a warm-up, not the path's delay.
-            out[job] = parse_rtts(stdout)[1:]
-        if (start // PING_BATCH) % 10 == 9 or start + PING_BATCH >= len(jobs):
-            progress(f"measured {min(start + PING_BATCH, len(jobs))}/{len(jobs)} paths")
+    with progress.bar("paths", total=len(jobs)):
+        for start in range(0, len(jobs), PING_BATCH):
+            procs = {job: network.node(job[0]).popen(
+                ["ping", "-n", "-c", str(count + 1), "-i", str(interval_s), "-W", "2", job[1]],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for job in jobs[start:start + PING_BATCH]}
+            for job, proc in procs.items():
+                stdout, _ = proc.communicate(timeout=count * interval_s + 30)
+                # The first echo of a path pays for neighbour discovery and the switches'
+                # flow-cache set-up: a warm-up, not the path's delay.
+                out[job] = parse_rtts(stdout)[1:]
+            progress.advance(len(procs))
+            if (start // PING_BATCH) % 10 == 9 or start + PING_BATCH >= len(jobs):
+                progress(f"measured {min(start + PING_BATCH, len(jobs))}/{len(jobs)} paths")
     return out
 
 
@@ -175,10 +177,7 @@ def main(argv=None) -> int:
     except TopologyError as err:
         print(err, file=sys.stderr)
         return 1
-    start = time.monotonic()
-
-    def progress(message):
-        print(f"[{time.monotonic() - start:6.1f}s] {message}", flush=True)
+    progress = Progress()
 
     network = EmulatedNetwork(topology, seed=args.seed, progress=progress)
     try:

@@ -56,6 +56,7 @@ from cpn_net.slicing.monitor import SloRecorder
 from cpn_net.slicing.realise import COOKIE_SLICE
 from cpn_net.tools.measure import measure_flow
 from experiments.common import results
+from experiments.common.progress import Progress
 
 SLICES = os.path.join(results.ROOT, "topologies", "slices.yaml")
 FLAGSHIP = os.path.join(results.ROOT, "topologies", "east-data-west-compute.yaml")
@@ -297,14 +298,16 @@ def part_enforcement(churn: int, progress) -> dict:
                      f"answered in {answered * 1000:.0f} ms, on the switches in {switches * 1000:.0f} ms, "
                      f"{out[f'{count}_slices']['marks_used']} marks")
         rows = []
-        for i, (a, b) in enumerate(pairs(churn) * (churn // max(1, len(pairs(churn))) + 1)):
-            if len(rows) == churn:
-                break
-            started, answered, body = add(f"c{i}", a, b)
-            switches = on_switches([body["id"]], started)
-            rows.append({"answered_ms": round((answered - started) * 1000, 1),
-                         "on_switches_ms": round(switches * 1000, 1), "controller_ms": body["enforced_ms"]})
-            rest(network, "DELETE", f"/slices/c{i}")
+        with progress.bar("slice requests in a row", total=churn):
+            for i, (a, b) in enumerate(pairs(churn) * (churn // max(1, len(pairs(churn))) + 1)):
+                if len(rows) == churn:
+                    break
+                started, answered, body = add(f"c{i}", a, b)
+                switches = on_switches([body["id"]], started)
+                rows.append({"answered_ms": round((answered - started) * 1000, 1),
+                             "on_switches_ms": round(switches * 1000, 1), "controller_ms": body["enforced_ms"]})
+                rest(network, "DELETE", f"/slices/c{i}")
+                progress.advance()
         out[f"{churn}_requests_in_a_row"] = {
             "requests": len(rows),
             "answered_ms_p50": statistics.median(r["answered_ms"] for r in rows),
@@ -324,7 +327,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     flood_s = 14.0 if args.quick else 30.0
     churn = 10 if args.quick else 50
-    progress = lambda message: print(f"[slices] {message}", flush=True)  # noqa: E731
+    progress = Progress(label="slices")
     directory = results.run_directory("slices")
     data = {"metadata": results.metadata(1, None, {"flood_s": flood_s, "churn": churn, "quick": args.quick})}
     data["slices_topology"] = part_slices(flood_s, progress)

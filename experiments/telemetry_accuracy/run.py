@@ -32,6 +32,7 @@ from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.northbound_client import NorthboundClient
 from experiments.common import results
+from experiments.common.progress import Progress
 
 FLAGSHIP = os.path.join(results.ROOT, "topologies", "east-data-west-compute.yaml")
 # IPv6 40 + hop-by-hop with the IOAM trace for 2 hops 48 + SRH with 2 segments 40 + UDP 8 + payload 22
@@ -89,6 +90,7 @@ def run(args, progress) -> dict:
                            "onset_s": None if onset is None else round(onset, 3)})
             progress(f"trial {trial + 1}/{args.trials}: loss on {link.site_a}-{link.site_b}, named {named}, "
                      f"onset {trials[-1]['onset_s']} s")
+            progress.advance()
             view = wait_for_block(client, last)  # let a clean block pass
         final = client.telemetry()
         blocks = final["accuracy"]
@@ -139,13 +141,11 @@ def main(argv=None) -> int:
         print("experiments.telemetry_accuracy: needs root; run it with sudo", file=sys.stderr)
         return 2
     args.trials = args.trials or (5 if args.quick else 20)
-    start = time.monotonic()
-
-    def progress(message):
-        print(f"[{time.monotonic() - start:6.1f}s] {message}", flush=True)
+    progress = Progress()
 
     try:
-        outcome = run(args, progress)
+        with progress.bar("trials", total=args.trials):
+            outcome = run(args, progress)
     except KeyboardInterrupt:
         progress("interrupted: network torn down, no result written")
         return 130
