@@ -180,6 +180,12 @@ def cmd_dataplane_show(args) -> int:
     return EXIT_OK
 
 
+def cmd_market_verify(args) -> int:
+    from cpn_net.market import verify
+
+    return verify.main([args.file] + (["--head", args.head] if args.head else []))
+
+
 def cmd_status(args) -> int:
     from cpn_net.emulation.daemon import ControlError, call
 
@@ -615,6 +621,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
 
     doctor.add_parser(sub)
+
+    p = sub.add_parser("market", help="the compute market")
+    market_sub = p.add_subparsers(dest="market_command", required=True)
+    q = market_sub.add_parser("verify", help="check a market ledger's hash chain; names the first bad entry")
+    q.add_argument("file", help="ledger.jsonl")
+    q.add_argument("--head", help="the SHA-256 the last entry must have (catches a cut or rewritten tail)")
+    q.set_defaults(func=cmd_market_verify)
 
     p = sub.add_parser("dataplane", help="inspect the running SRv6 data plane")
     dp_sub = p.add_subparsers(dest="dataplane_command", required=True)
