@@ -28,6 +28,8 @@ from cpn_net.model import addressing
 OUR_MODULES = ("cpn_net.", "controllers.")
 #: Last word of a Mininet node shell's command line (``bash ... -is mininet:r1``).
 MININET_SHELL = "mininet:"
+#: The native link element's binary (cpn_net/emulation/native/build.py): ``<project>/build/native/wire``.
+NATIVE_ELEMENT = os.path.join("build", "native", "wire")
 
 
 def pid_alive(pid: int) -> bool:
@@ -63,11 +65,21 @@ def is_our_command(argv: list[str]) -> bool:
     True
     >>> is_our_command(["python", "-m", "pytest", "tests/unit", "cpn_net"])
     False
+    >>> is_our_command(["/srv/cpn/build/native/wire", "--a", "l1x2-eth0"]), is_our_command(["/usr/bin/wire"])
+    (True, False)
     """
     modules = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] == "-m"]
     if any(module.startswith(OUR_MODULES) for module in modules):
         return True
+    if argv and (argv[0].endswith(os.sep + NATIVE_ELEMENT) or argv[0] == _native_element()):
+        return True
     return len(argv) > 1 and argv[-1].startswith(MININET_SHELL)
+
+
+def _native_element() -> str:
+    from cpn_net.emulation.native import build  # honours CPN_NATIVE_BUILD_DIR
+
+    return build.binary_path("wire")
 
 
 def kill_pid(pid: int, timeout_s: float = 3.0) -> bool:

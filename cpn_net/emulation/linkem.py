@@ -7,10 +7,13 @@ Two modes, chosen automatically and recorded in every result:
     netem qdisc on each egress does delay, jitter, loss and rate (as Mininet's
     ``TCLink`` would). Ground-truth drops come from ``tc -s qdisc``.
 ``userspace``
-    No netem (this project's development machines, see FACTS.md): the
-    :mod:`cpn_net.emulation.wire` element in the link node does delay, jitter,
-    loss and link-down, and an HTB class on each egress interface of the link
-    node enforces the rate. Ground-truth drops come from the element's counters.
+    No netem (this project's development machines, see FACTS.md): a link element
+    in the link node does delay, jitter, loss and link-down, and an HTB class on
+    each egress interface of the link node enforces the rate. Ground-truth drops
+    come from the element's counters. The element is the native one
+    (``cpn_net/emulation/native/wire.c``, compiled into ``build/native/wire``) unless
+    ``CPN_LINK_ELEMENT=python`` asks for :mod:`cpn_net.emulation.wire`; both take the
+    same arguments and answer the same control requests.
 
 Set ``CPN_LINK_MODE=userspace`` to force the userspace element where netem exists.
 The command builders are pure; :class:`LinkEmulator` runs them in the link node.
@@ -25,6 +28,7 @@ import sys
 import uuid
 
 MODES = ("netem", "userspace")
+ELEMENTS = ("native", "python")  # the userspace element: build/native/wire or python -m cpn_net.emulation.wire
 QUEUE_MS = 50  # egress buffer of a shaped link, in ms of traffic at its rate
 MIN_QUEUE_PACKETS = 100
 _detected: str | None = None
@@ -56,6 +60,29 @@ def detect_mode() -> str:
         finally:
             subprocess.run(["ip", "netns", "del", scratch], check=False)
     return _detected
+
+
+def element_kind() -> str:
+    """Which userspace link element runs: ``CPN_LINK_ELEMENT`` (``native``, the default, or ``python``)."""
+    kind = os.environ.get("CPN_LINK_ELEMENT") or "native"
+    if kind not in ELEMENTS:
+        raise LinkEmulationError(f"CPN_LINK_ELEMENT={kind!r} must be one of {', '.join(ELEMENTS)}")
+    return kind
+
+
+def element_command(kind: str, args: list[str]) -> list[str]:
+    """The command line of a userspace link element given its arguments.
+
+    >>> element_command("python", ["--a", "l1x2-eth0"])[1:]
+    ['-m', 'cpn_net.emulation.wire', '--a', 'l1x2-eth0']
+    """
+    if kind == "python":
+        return [sys.executable, "-m", "cpn_net.emulation.wire", *args]
+    from cpn_net.emulation.native import build
+    try:
+        return [build.ensure_built("wire"), *args]  # recompiled when wire.c is newer
+    except build.BuildError as err:
+        raise LinkEmulationError(f"{err} (or set CPN_LINK_ELEMENT=python)") from err
 
 
 def queue_packets(rate_mbps: float) -> int:
@@ -184,6 +211,7 @@ class LinkEmulator:
         self.control_path = os.path.join(run_dir, "links", f"{wan_link.element}.sock")
         self.log_path = os.path.join(run_dir, "links", f"{wan_link.element}.log")
         self.seed = seed
+        self.element = element_kind() if mode == "userspace" else None
         self.process = None
         self.settings = {"delay_ms": wan_link.delay_ms, "jitter_ms": wan_link.jitter_ms,
                          "loss_pct": wan_link.loss_pct, "rate_mbps": wan_link.rate_mbps, "down": False}
@@ -211,13 +239,12 @@ class LinkEmulator:
             return
         self._apply_rate()
         s = self.settings
+        command = element_command(self.element, [
+            "--a", self.link.element_a, "--b", self.link.element_b, "--control", self.control_path,
+            "--delay-ms", str(s["delay_ms"]), "--jitter-ms", str(s["jitter_ms"]),
+            "--loss-pct", str(s["loss_pct"]), "--seed", str(self.seed)])
         log = open(self.log_path, "ab")
-        self.process = self.node.popen(
-            [sys.executable, "-m", "cpn_net.emulation.wire", "--a", self.link.element_a,
-             "--b", self.link.element_b, "--control", self.control_path,
-             "--delay-ms", str(s["delay_ms"]), "--jitter-ms", str(s["jitter_ms"]),
-             "--loss-pct", str(s["loss_pct"]), "--seed", str(self.seed)],
-            stdout=log, stderr=subprocess.STDOUT)
+        self.process = self.node.popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def wait_ready(self) -> bool:

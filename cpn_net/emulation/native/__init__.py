@@ -1,0 +1,1 @@
+"""The native (C) link element and its benchmark traffic tool, compiled by :mod:`.build`."""
