@@ -68,8 +68,12 @@ def _load(path: str):
 def cmd_check(args) -> int:
     from cpn_net.model import summarize
 
+    from cpn_net.emulation.fidelity import capacity_warnings
+
     topology = _load(args.file)
     print(summarize(topology))
+    for warning in capacity_warnings(topology):  # where the kernel has netem, netem shapes instead
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

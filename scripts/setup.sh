@@ -51,13 +51,14 @@ fi
 # The map page (GET /map): JavaScript packages from the npm registry, pinned in web/package-lock.json
 # (npm ci installs exactly those, without running their install scripts), bundled into build/web/.
 # Each step runs only when its inputs changed since it last succeeded.
-if [ ! -f web/node_modules/.cpn-installed ] || [ web/package-lock.json -nt web/node_modules/.cpn-installed ]; then
+if [ -d web ] && { [ ! -f web/node_modules/.cpn-installed ] ||
+                   [ web/package-lock.json -nt web/node_modules/.cpn-installed ]; }; then
     echo "setup: installing the map page's JavaScript packages (npm ci in web/)"
     (cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     touch web/node_modules/.cpn-installed
 fi
-if [ ! -f build/web/.built ] || [ -n "$(find web/src web/build.mjs web/package-lock.json -newer build/web/.built \
-                                         -print -quit)" ]; then
+if [ -d web ] && { [ ! -f build/web/.built ] || [ -n "$(find web/src web/build.mjs web/package-lock.json \
+                                                    -newer build/web/.built -print -quit)" ]; }; then
     echo "setup: building the map page (web/ -> build/web/)"
     (cd web && npm run --silent build)
     touch build/web/.built

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 
-from cpn_net.emulation import cleanup, linkem
+from cpn_net.emulation import cleanup, fidelity, linkem
 from cpn_net.emulation import manifest as manifest_io
 from cpn_net.emulation.plan import NetworkPlan, build_plan
 from cpn_net.model import addressing
@@ -187,6 +187,9 @@ class EmulatedNetwork:
         self.link_mode = linkem.detect_mode()
         self.datapath = ovs_datapath()
         self._write_manifest()
+        if self.link_mode == "userspace":
+            for warning in fidelity.capacity_warnings(self.topology):
+                self.progress(f"warning: {warning}")
         self.progress(f"SRv6 data plane: {self.dataplane}; link emulation: {self.link_mode}; "
                       f"OVS datapath: {self.datapath}")
 
@@ -449,6 +452,10 @@ class EmulatedNetwork:
                 "dataplane": self.dataplane, "ovs_datapath": self.datapath, "started_at": self.started_at, "timings": self.timings,
                 "verification": self.verification, "nodes": nodes, "links": links,
                 "controller": self.controller_state()}
+
+    def link_counters(self) -> dict:
+        """Every link element's counters ({element: {"ab": {...}, "ba": {...}}}): a fidelity reading."""
+        return {name: emulator.counters() for name, emulator in self.links.items()}
 
     def node(self, name: str):
         return self.net.get(name)

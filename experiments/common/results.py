@@ -114,3 +114,11 @@ def read_result(path: str) -> dict:
         raise ResultError(f"{path}: schema {schema} is newer than this cpn_net reads ({SCHEMA_VERSION}); "
                           "upgrade cpn_net to read it")
     return data
+
+
+def fidelity_summary(windows: list[dict]) -> dict:
+    """How many measured windows the link elements kept their timing in (see cpn_net.emulation.fidelity)."""
+    judged = [w for w in windows if w.get("faithful") is not None]
+    return {"windows": len(windows), "judged": len(judged),
+            "faithful": sum(1 for w in judged if w["faithful"]),
+            "unfaithful": [w["why"] for w in judged if not w["faithful"]]}

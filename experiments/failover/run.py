@@ -29,6 +29,7 @@ import tempfile
 import time
 
 from cpn_net import stats
+from cpn_net.emulation import fidelity
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.tools.measure import measure_flow
@@ -50,6 +51,7 @@ def run_mode(topology, frr: bool, trials: int, rate_pps: float, duration_s: floa
         with tempfile.TemporaryDirectory() as workdir:
             for trial in range(trials):
                 before = len((network.controller_state() or {}).get("core", {}).get("events", []))
+                counters = network.link_counters()
                 report = measure_flow(
                     lambda node, argv, **kw: network.node(node).popen(argv, **kw),
                     client.name, compute.name, str(compute.address), rate_pps=rate_pps,
@@ -59,7 +61,8 @@ def run_mode(topology, frr: bool, trials: int, rate_pps: float, duration_s: floa
                 rows.append({"trial": trial, "sent": report["sent"], "lost": report["lost"],
                              "outage_ms": report["outage_ms"], "loss_pct": report["loss_pct"],
                              "gaps": report["gaps"], "controller_reconverge": reconverge,
-                             "fault_injected_at_s": report["event"]["at_s"]})
+                             "fault_injected_at_s": report["event"]["at_s"],
+                             "fidelity": fidelity.window(counters, network.link_counters())})
                 progress(f"{'frr' if frr else 'controller'} trial {trial + 1}/{trials}: "
                          f"outage {report['outage_ms']} ms, {report['lost']} lost")
                 progress.advance()
@@ -70,6 +73,7 @@ def run_mode(topology, frr: bool, trials: int, rate_pps: float, duration_s: floa
         network.stop()
     outages = [r["outage_ms"] for r in rows]
     return {"frr": frr, "link_emulation_mode": mode, "srv6_dataplane": network.dataplane, "trials": rows,
+            "fidelity": results.fidelity_summary([r["fidelity"] for r in rows]),
             "outage_ms": {"mean": sum(outages) / len(outages), "median": stats.percentile(outages, 50),
                           "max": max(outages)},
             "lost_packets": {"mean": sum(r["lost"] for r in rows) / len(rows),

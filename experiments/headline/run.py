@@ -28,6 +28,7 @@ import tempfile
 import time
 
 from cpn_net import stats
+from cpn_net.emulation import fidelity
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.northbound_client import NorthboundClient
@@ -144,8 +145,10 @@ def main(argv=None) -> int:
             for number, policy in enumerate(args.policies, 1):
                 progress(f"running {policy} for {args.duration_s:.0f} s")
                 progress.describe(f"{policy} ({number}/{len(args.policies)})")
+                before = network.link_counters()
                 with progress.running_for(args.duration_s):
                     runs.append(run_policy(network, client, topology, policy, args, workdir, progress))
+                runs[-1]["fidelity"] = fidelity.window(before, network.link_counters())
         mode = network.link_mode
         dataplane = network.dataplane
     except KeyboardInterrupt:
@@ -169,6 +172,7 @@ def main(argv=None) -> int:
     path = results.write_result("headline", {
         "metadata": results.metadata(seed=args.seed, link_mode=mode, config=config, dataplane=dataplane),
         "runs": runs, "summary": {"by_policy": by_policy, "targets": targets,
+                                  "fidelity": results.fidelity_summary([r["fidelity"] for r in runs]),
                                   "target_limits": {"joint_p95_over_nearest_p95": 0.7,
                                                     "joint_p95_over_least_loaded_p95": 0.8,
                                                     "joint_mean_over_oracle_mean": 1.1}},

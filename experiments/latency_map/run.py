@@ -23,6 +23,7 @@ import subprocess
 import sys
 
 from cpn_net import baseline, stats
+from cpn_net.emulation import fidelity
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import TopologyError, load_topology
 from cpn_net.model.addressing import router_lan_address
@@ -182,10 +183,12 @@ def main(argv=None) -> int:
     network = EmulatedNetwork(topology, seed=args.seed, progress=progress)
     try:
         network.start()
+        counters = network.link_counters()
         progress("checking that every WAN link delivers its configured delay")
         link_checks = check_links(network, count, progress)
         progress("measuring client -> compute round-trip times")
         rows = measure_paths(network, topology, count, progress)
+        window = fidelity.window(counters, network.link_counters())
         mode = network.link_mode
         dataplane = network.dataplane
         boot = dict(network.timings)
@@ -195,6 +198,7 @@ def main(argv=None) -> int:
     finally:
         network.stop()
     summary = summarise(link_checks, rows)
+    summary["fidelity"] = window
     config = {"topology": topology.to_dict(), "pings_per_path": count, "quick": args.quick,
               "rtt_tolerance": {"relative": RTT_TOLERANCE[0], "absolute_ms": RTT_TOLERANCE[1]}}
     directory = results.run_directory("latency_map")

@@ -49,6 +49,7 @@ import urllib.error
 import urllib.request
 
 from cpn_net.dataplane.show import show
+from cpn_net.emulation import fidelity
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.emulation.wire import late_totals
 from cpn_net.model import load_topology
@@ -117,6 +118,7 @@ def part_slices(flood_s: float, progress) -> dict:
     network = EmulatedNetwork(load_topology(SLICES), progress=lambda m: None)
     try:
         network.start()
+        counters = network.link_counters()
         progress("slices: booted; flooding the bulk slice")
         view = rest(network, "GET", "/slices")[1]
         sh(network, "k2-1", "iperf3 -s -1 -D -p 5401")
@@ -186,6 +188,7 @@ def part_slices(flood_s: float, progress) -> dict:
         unchanged = data_plane(network) == before
         return {
             "srv6_dataplane": network.dataplane, "link_emulation_mode": network.link_mode,
+            "fidelity": fidelity.window(counters, network.link_counters()),
             "declared": view,
             "guarantee": {"gold_guaranteed_mbps": 10, "bulk_flood_mbps": 30, "link_mbps": 20,
                           "gold_tcp_mbps": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e6, 3)},

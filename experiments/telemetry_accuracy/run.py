@@ -28,6 +28,7 @@ import sys
 import time
 
 from cpn_net import stats
+from cpn_net.emulation import fidelity
 from cpn_net.emulation.network import EmulatedNetwork
 from cpn_net.model import load_topology
 from cpn_net.northbound_client import NorthboundClient
@@ -63,6 +64,7 @@ def run(args, progress) -> dict:
     trials = []
     try:
         network.start()
+        counters = network.link_counters()
         client = NorthboundClient(network.controller_state()["rest"])
         view = wait_for_block(client, 1, timeout_s=20)  # a clean block first
         for trial in range(args.trials):
@@ -94,6 +96,7 @@ def run(args, progress) -> dict:
             view = wait_for_block(client, last)  # let a clean block pass
         final = client.telemetry()
         blocks = final["accuracy"]
+        window = fidelity.window(counters, network.link_counters())
         mode = network.link_mode
     finally:
         network.stop()
@@ -111,6 +114,7 @@ def run(args, progress) -> dict:
     onsets = [t["onset_s"] for t in trials if t["onset_s"] is not None]
     return {
         "trials": trials, "delays": delays, "block_accuracy": blocks, "link_mode": mode, "dataplane": network.dataplane,
+        "fidelity": window,
         "summary": {
             "loss_links_named_correctly": f"{sum(t['correct'] for t in trials)}/{len(trials)}",
             "onset_s": {"max": max(onsets) if onsets else None,
