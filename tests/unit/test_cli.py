@@ -37,7 +37,9 @@ def test_check_good_file_prints_the_summary(capsys):
     assert out.splitlines()[0] == ("tiny (topologies/tiny.yaml): Three sites in a triangle with one "
                                    "rate-limited and one lossy link")
     assert "  3 sites, 3 links, 3 clients, 3 compute nodes, 1 service" in out.splitlines()
-    assert err == ""
+    # the two unshaped links get the link element's capacity warning (and nothing else goes to stderr)
+    assert [line.split(" has ")[0] for line in err.splitlines()] == ["warning: link centre-west",
+                                                                     "warning: link east-west"]
 
 
 def test_check_bad_file_lists_every_problem_on_stderr(tmp_path, capsys):
