@@ -500,8 +500,43 @@ def cmd_telemetry(args) -> int:
     except NorthboundError as err:
         print(f"cpn telemetry: {err}", file=sys.stderr)
         return EXIT_PROBLEM
+    add_element_fidelity(view, _element_counters())
     print(json.dumps(view, indent=1) if args.json else format_telemetry(view))
     return EXIT_OK
+
+
+def _element_counters() -> list[dict]:
+    """The links' ground truth as the running network's daemon reads it (empty if it does not answer)."""
+    from cpn_net.emulation.daemon import ControlError, call
+
+    try:
+        return call(manifest_io.RUN_DIR, {"op": "status"}, timeout_s=10)["status"]["links"]
+    except (ControlError, KeyError, OSError):
+        return []
+
+
+def add_element_fidelity(view: dict, links: list[dict]) -> None:
+    """Put each link direction's element fidelity (late > 1 ms, > 5 ms, early, since boot) beside its truth.
+
+    >>> view = {"links": [{"link": "r1->r2"}, {"link": "r2->r1"}]}
+    >>> add_element_fidelity(view, [{"routers": ["r1", "r2"], "ground_truth": {
+    ...     "ab": {"late_over_1ms": 3, "late_over_5ms": 0, "early": 0, "forwarded": 900},
+    ...     "ba": {"late_over_1ms": 1, "late_over_5ms": 1, "forwarded": 800}}}])
+    >>> view["links"][1]["ground_truth"]["element"]
+    {'forwarded': 800, 'late_over_1ms': 1, 'late_over_5ms': 1, 'early': 0}
+    """
+    from cpn_net.emulation.fidelity import COUNTERS
+
+    by_direction = {}
+    for link in links:
+        ra, rb = link.get("routers") or (None, None)
+        for direction, (src, dst) in (("ab", (ra, rb)), ("ba", (rb, ra))):
+            counters = (link.get("ground_truth") or {}).get(direction)
+            if isinstance(counters, dict) and "forwarded" in counters:
+                by_direction[f"{src}->{dst}"] = {k: int(counters.get(k, 0) or 0) for k in COUNTERS}
+    for entry in view.get("links", []):
+        if entry["link"] in by_direction:
+            entry.setdefault("ground_truth", {})["element"] = by_direction[entry["link"]]
 
 
 def format_telemetry(view: dict) -> str:
@@ -510,16 +545,20 @@ def format_telemetry(view: dict) -> str:
     for link in view["links"]:
         delay, loss, truth = link.get("delay") or {}, link.get("loss") or {}, link.get("ground_truth") or {}
         lost = "-" if loss.get("lost") is None else f"{loss['lost']}/{loss['sent']}"
+        element = truth.get("element") or {}
+        late = "-" if not element else f"{element['late_over_1ms']}/{element['late_over_5ms']}/{element['early']}"
         rows.append([link["link"], f"{link['from']}>{link['to']}", delay.get("delay_ms", "-"),
                      delay.get("delay_p99_ms", "-"), delay.get("jitter_ms", "-"), truth.get("delay_ms"),
                      loss.get("block", "-"), lost, loss.get("loss_pct", "-"),
                      "-" if loss.get("truth_dropped") is None else loss["truth_dropped"],
-                     truth.get("loss_pct") if truth.get("loss_pct") is not None else "-"])
+                     truth.get("loss_pct") if truth.get("loss_pct") is not None else "-", late])
     accuracy = view.get("accuracy") or {}
     probes = view.get("probes") or {}
     return "\n".join([
         _table(["link", "sites", "delay_ms", "p99_ms", "jitter_ms", "configured_ms", "block", "lost/sent",
-                "loss_pct", "element_dropped", "configured_loss_pct"], rows), "",
+                "loss_pct", "element_dropped", "configured_loss_pct", "late>1ms/>5ms/early"], rows), "",
+        "late>1ms/>5ms/early: frames the link element sent that late (or early) since boot; a delay tail is the "
+        "link's own only while these stay still (cpn_net/emulation/fidelity.py)",
         f"alternate marking: period {view['period_s']} s; blocks matching the link elements' own drop counts: "
         f"{accuracy.get('blocks_matching_truth', 0)}/{accuracy.get('blocks_judged', 0)}",
         f"IOAM probes: {probes.get('sent', 0)} sent, {probes.get('received', 0)} decoded, "
