@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
+
+from cpn_net.toolchain import compile_if_stale
 
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf")
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,24 +53,9 @@ def ensure_built(name: str = "srv6", source_dir: str = SOURCE_DIR) -> str:
         clang is missing (naming the setup step), or the source does not compile (naming
         the file and clang's first errors).
     """
-    out = object_path(name)
-    source = source_path(name, source_dir)
-    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(source):
-        return out
-    if shutil.which("clang") is None:
-        raise BuildError(f"cannot compile the eBPF data plane ({name}.bpf.c): clang is not installed; {SETUP_HINT}")
-    os.makedirs(build_dir(), exist_ok=True)
-    tmp = f"{out}.{os.getpid()}.tmp"
-    proc = subprocess.run(compile_command(source, tmp), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"compiling {source} failed:\n{_first_error(proc.stderr)}")
-    os.replace(tmp, out)
-    return out
-
-
-def _first_error(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if "error" in line]
-    return "\n".join((lines or stderr.splitlines())[:8])
+    return compile_if_stale(source_path(name, source_dir), object_path(name), lambda out: compile_command(
+        source_path(name, source_dir), out), compiler="clang", what="the eBPF data plane", hint=SETUP_HINT,
+        error=BuildError)
 
 
 def verifier_excerpt(log: str) -> str:

@@ -13,9 +13,9 @@ builds its command line.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
+
+from cpn_net.toolchain import compile_if_stale
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(SOURCE_DIR)))
@@ -57,30 +57,9 @@ def ensure_built(name: str = "wire", source_dir: str = SOURCE_DIR) -> str:
         gcc is missing (naming the fix), or the source does not compile (naming the file
         and gcc's first errors).
     """
-    out = binary_path(name)
-    source = source_path(name, source_dir)
-    if not os.path.exists(source):
-        raise BuildError(f"no source {source} for native program {name!r}")
-    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(source):
-        return out
-    if shutil.which("gcc") is None:
-        raise BuildError(f"cannot compile the native link element ({name}.c): gcc is not installed; {SETUP_HINT}")
-    os.makedirs(build_dir(), exist_ok=True)
-    tmp = f"{out}.{os.getpid()}.tmp"
-    proc = subprocess.run(compile_command(source, tmp), capture_output=True, text=True)
-    if proc.returncode != 0:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise BuildError(f"compiling {source} failed:\n{_first_error(proc.stderr)}")
-    os.replace(tmp, out)  # atomic: a concurrent run sees the old binary or the new one
-    return out
-
-
-def _first_error(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if "error" in line]
-    return "\n".join((lines or stderr.splitlines())[:8])
+    return compile_if_stale(source_path(name, source_dir), binary_path(name), lambda out: compile_command(
+        source_path(name, source_dir), out), compiler="gcc", what=f"native program {name!r}", hint=SETUP_HINT,
+        error=BuildError)
 
 
 def element_command(intf_a: str, intf_b: str, control_path: str, delay_ms: float = 0.0,
