@@ -33,8 +33,10 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
+from controllers import metrics
 from controllers.core import ControllerCore
 from controllers.link_monitor import LinkMonitor
+from controllers.northbound.map.feed import feed_for
 from controllers.northbound_api import ControllerApi
 from controllers.slice_service import SliceService
 from controllers.steering_service import SteeringService
@@ -103,6 +105,7 @@ class CpnController(app_manager.OSKenApp):
             if self.api.topology_model is not None and self.api.topology_model.services:
                 self.steering = SteeringService(self.core, self.api.topology_model, self.run_dir, self.telemetry,
                                                 policy=os.environ.get("CPN_STEERING_POLICY", "joint"))
+                metrics.time_decisions(self.steering)  # the cpn_decision_seconds histogram of GET /metrics
                 self.steering.start()
                 self.api.steering = self.steering
             if self.api.topology_model is not None:
@@ -117,6 +120,7 @@ class CpnController(app_manager.OSKenApp):
             port = int(os.environ.get("CPN_REST_PORT", DEFAULT_REST_PORT))
             self.rest = start_rest_server(self.api, host="127.0.0.1", port=port)
             self.state["rest"] = f"http://127.0.0.1:{port}"
+            feed_for(self.rest)  # the map records its 5-minute link history from boot, watched or not
         except Exception as err:  # reported to the emulator, which stops the boot
             LOG.exception("controller start-up failed")
             self.state["errors"].append(f"start-up: {type(err).__name__}: {err}")

@@ -31,6 +31,7 @@ routers' timestamps.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import logging
 import math
@@ -169,6 +170,7 @@ class TelemetryService:
                            **_loss_fields(up, down, sent, received),
                            "truth_dropped": dropped,
                            "configured_loss_pct": settings.get("loss_pct"),
+                           "configured_delay_ms": settings.get("delay_ms"),
                            "configured_down": settings.get("down")}
                 reading["matches_truth"] = (None if reading["lost"] is None or dropped is None
                                             else reading["lost"] == dropped)
@@ -300,6 +302,15 @@ class TelemetryService:
                 "probes": probes,
                 "accuracy": {"blocks_judged": len(judged),
                              "blocks_matching_truth": sum(1 for h in judged if h["matches_truth"])}}
+
+    def delay_samples_since(self, since: float) -> dict[str, list[tuple[float, float]]]:
+        """Per directed link, the IOAM delay samples ``(unix time, ms)`` taken after ``since`` (the map's history)."""
+        with self.lock:
+            out = {}
+            for name, samples in self.delay_samples.items():
+                recent = list(itertools.takewhile(lambda sample: sample[0] > since, reversed(samples)))
+                out[name] = recent[::-1]
+            return out
 
     def loss_blocks(self) -> list[dict]:
         with self.lock:

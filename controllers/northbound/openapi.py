@@ -2,7 +2,7 @@
 
 The document is plain Python data assembled from :class:`Section` s, one per
 concern (core: index, status, topology, link events; policies; telemetry;
-steering; slices). The REST
+steering; slices; map: the map page, its feed and metrics). The REST
 server serves it at ``GET /openapi.json`` and checks request bodies against
 its schemas (:mod:`controllers.northbound.schema_check`), so it is the
 contract, not a description written after the fact.
@@ -147,6 +147,18 @@ def response(description: str, schema: Mapping[str, Any], headers: Mapping[str, 
     if headers:
         answer["headers"] = dict(headers)
     return answer
+
+
+def media_response(description: str, media_types: Sequence[str], schema: Mapping[str, Any] | None = None) -> dict:
+    """A Response object answered in other media types than JSON (HTML, JavaScript, event streams, text).
+
+    Examples
+    --------
+    >>> sorted(media_response("The page.", ["text/html"])["content"]["text/html"]["schema"].items())
+    [('type', 'string')]
+    """
+    return {"description": description,
+            "content": {media: {"schema": dict(schema or {"type": "string"})} for media in media_types}}
 
 
 def removal_schema(removed: str) -> dict:
@@ -667,9 +679,93 @@ def _slices_section() -> Section:
                     "SliceStatus": status, "SliceHealth": health, "SlicePathHealth": pair})
 
 
+def _map_section() -> Section:
+    direction = {"type": "object", "description": "One direction of a link; further keys may appear.",
+                 "properties": {"from": _SITE, "to": _SITE,
+                                "delay_ms": {"type": ["number", "null"], "description": "IOAM median (ms)."},
+                                "loss_pct": {"type": ["number", "null"],
+                                             "description": "Alternate-marking loss pooled over the last blocks."},
+                                "truth_delay_ms": {"type": ["number", "null"]},
+                                "truth_loss_pct": {"type": ["number", "null"]},
+                                "throughput_mbps": {"type": ["number", "null"]},
+                                "utilisation": {"type": ["number", "null"], "minimum": 0, "maximum": 1}}}
+    link = {"type": "object", "required": ["id", "a", "b", "state"],
+            "description": "A WAN link as the map draws it; further keys may appear.",
+            "properties": {"id": {"type": "string", "description": "a~b, the page's data-link."}, "a": _SITE,
+                           "b": _SITE, "state": {"type": "string", "enum": ["ok", "degraded", "down"]},
+                           "reasons": {"type": "array", "items": {"type": "string"}},
+                           "directions": {"type": "array", "items": schema_ref("MapLinkDirection")}}}
+    state = {"type": "object", "required": ["at", "sites", "links", "alarms"],
+             "description": "What the map draws at one moment; further keys may appear.",
+             "properties": {
+                 "at": {"type": "number", "description": "Unix time the state was built."},
+                 "telemetry_at": {"type": ["number", "null"],
+                                  "description": "Unix time of the telemetry view it was built from."},
+                 "sites": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                     "name": _SITE, "lat": {"type": ["number", "null"]}, "lon": {"type": ["number", "null"]},
+                     "load": {"type": ["number", "null"]}, "surplus_rps": {"type": ["number", "null"]},
+                     "price_cny_per_hour": {"type": ["number", "null"]}}}},
+                 "links": {"type": "array", "items": schema_ref("MapLink")},
+                 "steering": {"type": "array", "items": {"type": "object"},
+                              "description": "Per client site, service and instance: the share of new flows."},
+                 "policies": {"type": "array", "items": {"type": "object"}},
+                 "slices": {"type": "array", "items": {"type": "object"}},
+                 "alarms": {"type": "array", "items": {"type": "object", "required": ["kind", "severity", "message"],
+                                                      "properties": {"kind": {"type": "string"},
+                                                                     "severity": {"type": "string"},
+                                                                     "message": {"type": "string"}}}}}}
+    series = {"type": "array", "items": {"type": "array"}}
+    history = {"type": "object", "required": ["link", "directions"],
+               "description": "The last 5 minutes of both directions of a link, measured beside the ground truth.",
+               "properties": {"link": {"type": "string"}, "window_s": {"type": "number"},
+                              "directions": {"type": "array", "items": {"type": "object", "properties": {
+                                  "from": _SITE, "to": _SITE,
+                                  "delay": {**series, "description": "[unix time, measured ms, ground-truth ms]"},
+                                  "loss": {**series, "description": "[unix time, measured %, ground-truth %, "
+                                                                    "configured %, cut] per block"}}}}}}
+    event = {"type": "object", "required": ["event", "data"],
+             "description": "One Server-Sent Event (WHATWG HTML §9.2): its data is a MapState as one line of JSON.",
+             "properties": {"event": {"const": "state"}, "id": {"type": "string"}, "retry": {"type": "integer"},
+                            "data": {"type": "string", "contentMediaType": "application/json",
+                                     "contentSchema": schema_ref("MapState")}}}
+    link_parameter = path_parameter("link", "The link as a~b (sites in the topology's order).")
+    paths = {
+        "/map": {"get": operation("The map page", "getMap", {"200": media_response(
+            "A single-page app: sites, links coloured by state, paths, steering, alarms. Works offline.",
+            ["text/html"])}, errors=[404],
+            description="404 until the page is built (scripts/setup.sh runs npm ci and the build in web/).")},
+        "/map/state": {"get": operation("What the map draws now", "getMapState",
+                                        {"200": response("The map state.", schema_ref("MapState"))})},
+        "/map/history/{link}": {"get": operation(
+            "The last 5 minutes of a link", "getMapLinkHistory",
+            {"200": response("Delay and loss per direction beside the emulator's ground truth.",
+                             schema_ref("MapLinkHistory"))}, parameters=[link_parameter], errors=[404])},
+        "/map/{asset}": {"get": operation(
+            "A file of the map page", "getMapAsset",
+            {"200": media_response("The file.", ["text/javascript", "text/css", "image/svg+xml"])},
+            parameters=[path_parameter("asset", "A file name of the built page, e.g. app.js.")], errors=[404])},
+        "/events": {"get": operation(
+            "The map's live feed (Server-Sent Events)", "getEvents",
+            {"200": media_response("event: state messages whose data is a MapState (JSON), one per update "
+                                   "(every 0.5 s) while the client listens.", ["text/event-stream"],
+                                   schema_ref("MapEvent"))},
+            description="With Accept: text/event-stream (EventSource) the stream stays open; otherwise the "
+                        "current state is answered as one event and the connection closed. 503 when too many "
+                        "streams are open.")},
+        "/metrics": {"get": operation(
+            "Prometheus metrics", "getMetrics",
+            {"200": media_response("The Prometheus text format (version 0.0.4): link delay, loss and state, "
+                                   "instance load, slice SLOs, steering shares, decision times.",
+                                   ["text/plain"])})},
+    }
+    return Section("map", "The map page, its live feed and the Prometheus metrics.", paths,
+                   {"MapState": state, "MapLink": link, "MapLinkDirection": direction, "MapLinkHistory": history,
+                    "MapEvent": event})
+
+
 #: The API's concerns, in the order the document lists them.
 SECTIONS: tuple[Section, ...] = (_core_section(), _policies_section(), _telemetry_section(), _steering_section(),
-                                 _slices_section())
+                                 _slices_section(), _map_section())
 
 
 def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str = DEFAULT_URL) -> dict:
@@ -697,7 +793,7 @@ def openapi_document(sections: Sequence[Section] = SECTIONS, *, server_url: str 
     --------
     >>> doc = openapi_document(server_url="http://127.0.0.1:9000")
     >>> doc["servers"], [tag["name"] for tag in doc["tags"]]
-    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies', 'telemetry', 'steering', 'slices'])
+    ([{'url': 'http://127.0.0.1:9000'}], ['core', 'policies', 'telemetry', 'steering', 'slices', 'map'])
     >>> openapi_document([SECTIONS[1], SECTIONS[1]])
     Traceback (most recent call last):
     ...

@@ -29,7 +29,10 @@ or 503 naming the limit, never a dropped connection or a stored bad value):
   ``Link: <...>; rel="next"`` header while more follow. A list that fits one
   page is answered whole, as before paging existed.
 
-Answers, all ``application/json``:
+Answers are ``application/json``, except the map page and its files (``GET /map``, ``/map/{asset}``:
+HTML, JavaScript, CSS), its live feed (``GET /events``: ``text/event-stream``, see
+:mod:`controllers.northbound.map.feed`) and ``GET /metrics`` (Prometheus text, :mod:`controllers.metrics`);
+their errors are JSON too:
 
 =====  ===========================================================================
 200    GET, DELETE, POST /events/link
@@ -88,8 +91,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import cpn_net
+from controllers import metrics
 from controllers.northbound import schema_check
+from controllers.northbound.answers import Raw, Stream
 from controllers.northbound.errors import ApiError, ListenError
+from controllers.northbound.map import assets as map_assets
+from controllers.northbound.map.feed import feed_for
 from controllers.northbound.openapi import MAX_PAGE_ITEMS, openapi_document
 from cpn_net.northbound_client import DEFAULT_HOST, DEFAULT_PORT
 
@@ -303,6 +310,13 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/slices/{name}", lambda server, params, body: server.api.delete_slice(params["name"]),
           mutates=True),
     Route("GET", "/slice-status", lambda server, params, body: server.api.slice_status()),
+    # The map page and its live feed (controllers.northbound.map), the Prometheus metrics (controllers.metrics).
+    Route("GET", "/map", lambda server, params, body: map_assets.page()),
+    Route("GET", "/map/state", lambda server, params, body: feed_for(server).state()),
+    Route("GET", "/map/history/{link}", lambda server, params, body: feed_for(server).history(params["link"])),
+    Route("GET", "/map/{asset}", lambda server, params, body: map_assets.asset(params["asset"])),
+    Route("GET", "/events", lambda server, params, body: feed_for(server).stream()),
+    Route("GET", "/metrics", lambda server, params, body: metrics.answer(server.api, server.extensions.get("map"))),
 )
 
 
@@ -361,6 +375,8 @@ class NorthboundServer(HTTPServer):
         for worker in self._workers:
             worker.start()
         self._closed = False
+        #: What other modules keep per server (the map's feed); each one's ``stop()`` runs at shutdown.
+        self.extensions: dict[str, Any] = {}
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
         # Called by the accepting thread: queue the connection for a worker, or refuse it at once.
@@ -393,6 +409,8 @@ class NorthboundServer(HTTPServer):
         self.server_close()
         if not self._closed:
             self._closed = True
+            for extension in self.extensions.values():
+                getattr(extension, "stop", lambda: None)()
             for _ in self._workers:
                 self._waiting.put(None)
 
@@ -545,6 +563,13 @@ class _Handler(BaseHTTPRequestHandler):
                     payload = route.call(self.server, params, body)
             else:
                 payload = route.call(self.server, params, body)
+            if isinstance(payload, Stream):
+                self._answered = True
+                payload.serve(self)  # writes its own status and headers, then holds the connection
+                return
+            if isinstance(payload, Raw):
+                self._send(route.status, payload.body, payload.headers, payload.content_type)
+                return
             headers = {"Location": route.location(params, body, payload)} if route.location else {}
             if page is not None:
                 payload, more = _paged(payload, route.template, *page)
@@ -658,11 +683,12 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Allow": err.allow} if isinstance(err, _MethodNotAllowed) else {}
         self._send(err.status, data, headers)
 
-    def _send(self, status: int, data: bytes, headers: Mapping[str, str]) -> None:
+    def _send(self, status: int, data: bytes, headers: Mapping[str, str],
+              content_type: str = "application/json") -> None:
         self._answered = True
         self.connection.settimeout(self.server.request_timeout_s)  # a client that does not read frees us too
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)
