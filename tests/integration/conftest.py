@@ -19,6 +19,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = os.path.join(ROOT, "topologies", "tiny.yaml")
+DIAMOND = os.path.join(ROOT, "topologies", "diamond.yaml")
 
 
 def _missing_component() -> str | None:
@@ -107,6 +108,17 @@ def link_seed() -> int:
     """
     given = os.environ.get("CPN_TEST_SEED")
     return int(given) if given else random.SystemRandom().randrange(1, 1_000_000)
+
+
+@pytest.fixture(scope="module")
+def diamond():
+    """The diamond topology (two ways from a to d) booted detached; yields ``cpn status --json``."""
+    assert leftovers() == [], f"a previous run left: {leftovers()}"
+    cpn("up", DIAMOND, "--detach")
+    try:
+        yield status()
+    finally:
+        cpn("down")
 
 
 @pytest.fixture(scope="module")

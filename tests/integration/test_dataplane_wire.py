@@ -41,11 +41,10 @@ from cpn_net.srv6.srh import SegmentRoutingHeader
 from cpn_net.telemetry.ioam import build_trace_option, node_timestamp_ns, parse_hop_by_hop, trace_bit
 from cpn_net.tools.measure import measure_flow, netns_popen
 
-from .conftest import ROOT, cpn, in_node, leftovers, status, wait_until
+from .conftest import DIAMOND, cpn, in_node, status, wait_until
 
 pytestmark = pytest.mark.integration
 
-DIAMOND = os.path.join(ROOT, "topologies", "diamond.yaml")
 TOPOLOGY = load_topology(DIAMOND)
 PLAN = build_plan(TOPOLOGY)
 SITE_ID = {site.name: site.id for site in TOPOLOGY.sites}
@@ -96,16 +95,6 @@ def ingress(site: str, from_site: str) -> tuple[str, str]:
     """(router, interface) where ``site``'s router receives from ``from_site``."""
     link = PLAN.wan_link(site, from_site)
     return (link.router_a, link.intf_a) if link.site_a == site else (link.router_b, link.intf_b)
-
-
-@pytest.fixture(scope="module")
-def diamond():
-    assert leftovers() == [], f"a previous run left: {leftovers()}"
-    cpn("up", DIAMOND, "--detach")
-    try:
-        yield status()
-    finally:
-        cpn("down")
 
 
 @pytest.fixture(scope="module")

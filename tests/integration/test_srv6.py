@@ -17,26 +17,15 @@ from cpn_net.emulation.plan import build_plan
 from cpn_net.model import load_topology
 from cpn_net.tools.measure import measure_flow, netns_popen
 
-from .conftest import ROOT, cpn, in_node, leftovers, status, wait_until
+from .conftest import DIAMOND, cpn, in_node, status, wait_until
 
 pytestmark = pytest.mark.integration
 
-DIAMOND = os.path.join(ROOT, "topologies", "diamond.yaml")
 TOPOLOGY = load_topology(DIAMOND)
 PLAN = build_plan(TOPOLOGY)
 CLIENT_A = TOPOLOGY.site("a").clients[0]
 COMPUTE_D = TOPOLOGY.site("d").compute[0]
 PORT = 5999
-
-
-@pytest.fixture(scope="module")
-def diamond():
-    assert leftovers() == [], f"a previous run left: {leftovers()}"
-    cpn("up", DIAMOND, "--detach")
-    try:
-        yield status()
-    finally:
-        cpn("down")
 
 
 class Capture:
