@@ -47,6 +47,7 @@ from cpn_net.emulation import manifest as manifest_io  # noqa: E402
 from cpn_net.emulation.network import EmulatedNetwork, wait_until  # noqa: E402
 from cpn_net.model import load_topology  # noqa: E402
 from cpn_net.northbound_client import NorthboundClient  # noqa: E402
+from cpn_net.tools.iperf import iperf_end  # noqa: E402
 from cpn_net.tools.measure import measure_flow  # noqa: E402
 from experiments.common import results  # noqa: E402
 
@@ -94,18 +95,11 @@ def iperf_summary(text: str) -> dict:
     >>> iperf_summary('{"error": "unable to connect"}')
     {'error': 'unable to connect'}
     """
-    try:
-        doc = json.loads(text[text.index("{"):]) if "{" in text else json.loads(text)
-    except ValueError:
-        return {"error": f"not iperf3 JSON: {text.strip()[-300:]!r}"}
-    if doc.get("error"):
-        return {"error": doc["error"]}
-    try:
-        sent, received = doc["end"]["sum_sent"], doc["end"]["sum_received"]
-    except (KeyError, TypeError):
-        return {"error": "iperf3 JSON without end.sum_sent / end.sum_received"}
-    streams = doc["end"].get("streams") or [{}]
-    rtt_us = (streams[0].get("sender") or {}).get("mean_rtt")
+    end = iperf_end(text)
+    if "error" in end:
+        return end
+    sent, received = end["sent"], end["received"]
+    rtt_us = end["sender"].get("mean_rtt")
     return {"mbps": round(received["bits_per_second"] / 1e6, 2),
             "sender_mbps": round(sent["bits_per_second"] / 1e6, 2),
             "retransmits": sent.get("retransmits"), "seconds": received.get("seconds"),

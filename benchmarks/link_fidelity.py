@@ -53,6 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cpn_net.emulation.native import build  # noqa: E402
 from cpn_net.emulation.native import lab as lablib  # noqa: E402
+from cpn_net.tools.iperf import iperf_end  # noqa: E402
 
 KINDS = ("plain", "python", "native")
 CHAINS = {"python": "py", "native": "nt"}
@@ -139,17 +140,11 @@ def iperf_summary(text: str) -> dict:
     >>> iperf_summary('{"error": "unable to connect"}')
     {'error': 'unable to connect'}
     """
-    try:
-        doc = json.loads(text[text.index("{"):]) if "{" in text else json.loads(text)
-    except ValueError:
-        return {"error": f"not iperf3 JSON: {text.strip()[-300:]!r}"}
-    if doc.get("error"):
-        return {"error": doc["error"]}
-    try:
-        sent, received = doc["end"]["sum_sent"], doc["end"]["sum_received"]
-    except (KeyError, TypeError):
-        return {"error": "iperf3 JSON without end.sum_sent / end.sum_received"}
-    sender = ((doc["end"].get("streams") or [{}])[0].get("sender") or {})
+    end = iperf_end(text)
+    if "error" in end:
+        return end
+    sent, received = end["sent"], end["received"]
+    sender = end["sender"]
 
     def ms(key):
         return round(sender[key] / 1000, 3) if sender.get(key) is not None else None
